@@ -1,0 +1,36 @@
+// The command line: one declarative table of options, shared by every subcommand.
+#pragma once
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace unibiomed::cli {
+
+// Every value any subcommand accepts. A subcommand reads only the fields its options fill.
+struct Settings {
+  std::string command;
+  std::string input;
+  bool json = false;
+  std::string modality;
+  int frame = -1;
+  bool verbose = false;
+};
+
+struct OptionRow {
+  std::vector<std::string> commands;  // subcommands that take it
+  std::string flags;                  // CLI11 flag spec, e.g. "-o,--output", or "input" (positional)
+  std::string help;
+  std::variant<std::string Settings::*, bool Settings::*, int Settings::*> field;
+  bool required = false;
+};
+
+struct CommandRow {
+  std::string name;
+  std::string help;
+};
+
+const std::vector<CommandRow>& command_table();
+const std::vector<OptionRow>& option_table();
+
+}  // namespace unibiomed::cli

@@ -1,0 +1,148 @@
+// DICOM through GDCM (via ITK): single files, multi-frame files and series folders. GDCM
+// decodes the compressed transfer syntaxes (JPEG baseline and lossless, JPEG-LS, RLE,
+// JPEG 2000), applies palette colour tables and the rescale slope/intercept.
+#include <itkGDCMImageIO.h>
+#include <itkGDCMSeriesFileNames.h>
+#include <itkImage.h>
+#include <itkImageSeriesReader.h>
+#include <itkMetaDataObject.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "itk_image_io.h"
+#include "reader_internal.h"
+#include "unibiomed/error.h"
+
+namespace unibiomed::detail {
+namespace {
+
+std::string tag(const itk::MetaDataDictionary& dictionary, const std::string& key) {
+  std::string value;
+  itk::ExposeMetaData<std::string>(dictionary, key, value);
+  const auto last = value.find_last_not_of(" \t\r\n");
+  return last == std::string::npos ? "" : value.substr(0, last + 1);
+}
+
+// Fills the DICOM-specific fields of the source description from the header of `io`.
+void describe_dicom(const itk::GDCMImageIO& io, Volume& volume) {
+  const auto& dictionary = io.GetMetaDataDictionary();
+  SourceInfo& s = volume.source;
+  s.photometric = tag(dictionary, "0028|0004");
+  s.transfer_syntax = tag(dictionary, "0002|0010");
+  s.rescale_slope = io.GetRescaleSlope();
+  s.rescale_intercept = io.GetRescaleIntercept();
+  s.series_uid = tag(dictionary, "0020|000e");
+  s.series_description = tag(dictionary, "0008|103e");
+  s.pixel_type = component_name(io.GetInternalComponentType());
+  const std::string modality = tag(dictionary, "0008|0060");
+  volume.modality = modality_from_dicom(modality);
+  if (volume.modality != Modality::Unknown) s.modality_source = "DICOM tag (" + modality + ")";
+  const std::string frames = tag(dictionary, "0028|0008");
+  const unsigned long frame_count = std::strtoul(frames.c_str(), nullptr, 10);
+  if (frame_count > 1) {
+    s.frames_total = frame_count;
+    // Cine (ultrasound, angiography) frames are moments in time, not positions in space.
+    s.multiframe = volume.modality == Modality::Ultrasound || volume.modality == Modality::XRay;
+  }
+}
+
+}  // namespace
+
+Volume read_dicom_file(const std::filesystem::path& path, const ReadOptions& options) {
+  auto io = itk::GDCMImageIO::New();
+  if (!io->CanReadFile(path.c_str())) {
+    throw input_error(path.string() + ": not a DICOM file that GDCM can read");
+  }
+  Volume volume;
+  try {
+    volume = read_with_image_io(*io, path, "DICOM", options);
+  } catch (const Error& e) {
+    // Name the transfer syntax when the pixel data could not be decoded.
+    const std::string syntax = tag(io->GetMetaDataDictionary(), "0002|0010");
+    if (syntax.empty()) throw;
+    throw Error(e.kind(), std::string(e.what()) + " [transfer syntax " + syntax + "]");
+  }
+  describe_dicom(*io, volume);
+  if (volume.source.photometric == "PALETTE COLOR") volume.source.photometric += " (expanded to RGB)";
+  return volume;
+}
+
+Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions& options) {
+  const std::string what = folder.string();
+  auto names = itk::GDCMSeriesFileNames::New();
+  names->SetUseSeriesDetails(true);
+  names->SetGlobalWarningDisplay(false);
+  std::vector<std::string> uids;
+  try {
+    names->SetDirectory(what);
+    uids = names->GetSeriesUIDs();
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(what + ": cannot scan the folder for DICOM series (" + e.GetDescription() + ")");
+  }
+  if (uids.empty()) throw input_error(what + ": folder holds no DICOM images");
+
+  // The series with the most slices.
+  std::string chosen;
+  std::vector<std::string> files;
+  for (const auto& uid : uids) {
+    auto candidate = names->GetFileNames(uid);
+    if (candidate.size() > files.size()) {
+      files = std::move(candidate);
+      chosen = uid;
+    }
+  }
+  if (files.size() == 1) {
+    Volume single = read_dicom_file(files.front(), options);
+    single.source.series_found = uids.size();
+    single.source.files_in_series = 1;
+    single.source.format = "DICOM series";
+    return single;
+  }
+
+  auto io = itk::GDCMImageIO::New();
+  io->SetFileName(files.front());
+  try {
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(files.front() + ": cannot read the DICOM header (" + e.GetDescription() + ")");
+  }
+  if (io->GetNumberOfComponents() != 1) {
+    throw input_error(what + ": colour DICOM series are not supported; give one file instead");
+  }
+  check_dimensions(what, {io->GetDimensions(0), io->GetDimensions(1), files.size()}, 1, options);
+
+  using Image = itk::Image<float, 3>;
+  auto reader = itk::ImageSeriesReader<Image>::New();
+  reader->SetImageIO(io);
+  reader->SetFileNames(files);
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(what + ": cannot read the DICOM series " + chosen + " (" +
+                      e.GetDescription() + ")");
+  }
+  const Image* image = reader->GetOutput();
+
+  Volume volume;
+  volume.source.format = "DICOM series";
+  describe_dicom(*io, volume);
+  volume.source.series_uid = chosen;
+  volume.source.series_found = uids.size();
+  volume.source.files_in_series = files.size();
+  const auto region = image->GetLargestPossibleRegion();
+  Geometry& g = volume.geometry;
+  for (unsigned i = 0; i < 3; ++i) {
+    g.size[i] = region.GetSize(i);
+    g.spacing[i] = image->GetSpacing()[i];
+    g.origin[i] = image->GetOrigin()[i];
+    for (unsigned row = 0; row < 3; ++row) g.direction[row * 3 + i] = image->GetDirection()(row, i);
+  }
+  const float* buffer = image->GetBufferPointer();
+  volume.voxels.assign(buffer, buffer + g.voxel_count());
+  return volume;
+}
+
+}  // namespace unibiomed::detail

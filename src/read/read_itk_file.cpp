@@ -1,0 +1,33 @@
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
+
+#include "itk_image_io.h"
+#include "reader_internal.h"
+#include "unibiomed/error.h"
+
+namespace unibiomed::detail {
+
+Volume read_itk_file(const std::filesystem::path& path, FileFormat format,
+                     const ReadOptions& options) {
+  itk::ImageIOBase::Pointer io;
+  switch (format) {
+    case FileFormat::NIfTI:
+      io = itk::NiftiImageIO::New();
+      break;
+    case FileFormat::NRRD:
+      io = itk::NrrdImageIO::New();
+      break;
+    case FileFormat::MetaImage:
+      io = itk::MetaImageIO::New();
+      break;
+    default:
+      throw internal_error(path.string() + ": not an ITK volume format");
+  }
+  if (!io->CanReadFile(path.c_str())) {
+    throw input_error(path.string() + ": not a valid " + to_string(format) + " file");
+  }
+  return read_with_image_io(*io, path, to_string(format), options);
+}
+
+}  // namespace unibiomed::detail

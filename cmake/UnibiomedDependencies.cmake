@@ -19,10 +19,13 @@ if(UNIBIOMED_WITH_IMAGING)
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
   find_package(ITK REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIOGDCM ITKIONIFTI ITKIONRRD
                                        ITKIOMeta ITKImageIntensity)
+  # GDCM directly for what ITK does not expose (the transfer syntax, its log).
+  find_package(GDCM REQUIRED)
   add_library(unibiomed_imaging_deps INTERFACE)
-  target_link_libraries(unibiomed_imaging_deps INTERFACE ${ITK_LIBRARIES} ${OpenCV_LIBS})
+  target_link_libraries(unibiomed_imaging_deps INTERFACE ${ITK_LIBRARIES} ${OpenCV_LIBS} gdcmMSFF)
   target_include_directories(unibiomed_imaging_deps SYSTEM INTERFACE ${ITK_INCLUDE_DIRS}
-                                                                     ${OpenCV_INCLUDE_DIRS})
+                                                                     ${OpenCV_INCLUDE_DIRS}
+                                                                     ${GDCM_INCLUDE_DIRS})
   # Register the ITK image IO factories (NIfTI, NRRD, MetaImage, GDCM) in this build.
   set(ITK_IO_MODULES_USED ITKIOGDCM ITKIONIFTI ITKIONRRD ITKIOMeta)
 endif()

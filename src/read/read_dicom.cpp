@@ -1,6 +1,9 @@
 // DICOM through GDCM (via ITK): single files, multi-frame files and series folders. GDCM
 // decodes the compressed transfer syntaxes (JPEG baseline and lossless, JPEG-LS, RLE,
 // JPEG 2000), applies palette colour tables and the rescale slope/intercept.
+#include <gdcmReader.h>
+#include <gdcmTrace.h>
+#include <gdcmUIDs.h>
 #include <itkGDCMImageIO.h>
 #include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
@@ -19,6 +22,15 @@
 namespace unibiomed::detail {
 namespace {
 
+// GDCM and ITK print warnings about odd headers to the terminal; the reader reports what
+// matters itself, so their own output is turned off.
+void quiet_libraries() {
+  gdcm::Trace::WarningOff();
+  gdcm::Trace::DebugOff();
+  gdcm::Trace::ErrorOff();
+  itk::Object::GlobalWarningDisplayOff();
+}
+
 std::string tag(const itk::MetaDataDictionary& dictionary, const std::string& key) {
   std::string value;
   itk::ExposeMetaData<std::string>(dictionary, key, value);
@@ -26,12 +38,24 @@ std::string tag(const itk::MetaDataDictionary& dictionary, const std::string& ke
   return last == std::string::npos ? "" : value.substr(0, last + 1);
 }
 
+// The transfer syntax of a file, as "UID (name)", read from its meta header with GDCM (ITK's
+// dictionary does not carry group 0002).
+std::string transfer_syntax_of(const std::string& file) {
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  if (!reader.ReadUpToTag(gdcm::Tag(0x0008, 0x0000))) return "";
+  const std::string uid = reader.GetFile().GetHeader().GetDataSetTransferSyntax().GetString();
+  gdcm::UIDs known;
+  if (uid.empty() || !known.SetFromUID(uid.c_str())) return uid;
+  return uid + " (" + known.GetName() + ")";
+}
+
 // Fills the DICOM-specific fields of the source description from the header of `io`.
-void describe_dicom(const itk::GDCMImageIO& io, Volume& volume) {
+void describe_dicom(const itk::GDCMImageIO& io, const std::string& file, Volume& volume) {
   const auto& dictionary = io.GetMetaDataDictionary();
   SourceInfo& s = volume.source;
   s.photometric = tag(dictionary, "0028|0004");
-  s.transfer_syntax = tag(dictionary, "0002|0010");
+  s.transfer_syntax = transfer_syntax_of(file);
   s.rescale_slope = io.GetRescaleSlope();
   s.rescale_intercept = io.GetRescaleIntercept();
   s.series_uid = tag(dictionary, "0020|000e");
@@ -52,6 +76,7 @@ void describe_dicom(const itk::GDCMImageIO& io, Volume& volume) {
 }  // namespace
 
 Volume read_dicom_file(const std::filesystem::path& path, const ReadOptions& options) {
+  quiet_libraries();
   auto io = itk::GDCMImageIO::New();
   if (!io->CanReadFile(path.c_str())) {
     throw input_error(path.string() + ": not a DICOM file that GDCM can read");
@@ -61,17 +86,18 @@ Volume read_dicom_file(const std::filesystem::path& path, const ReadOptions& opt
     volume = read_with_image_io(*io, path, "DICOM", options);
   } catch (const Error& e) {
     // Name the transfer syntax when the pixel data could not be decoded.
-    const std::string syntax = tag(io->GetMetaDataDictionary(), "0002|0010");
+    const std::string syntax = transfer_syntax_of(path.string());
     if (syntax.empty()) throw;
     throw Error(e.kind(), std::string(e.what()) + " [transfer syntax " + syntax + "]");
   }
-  describe_dicom(*io, volume);
+  describe_dicom(*io, path.string(), volume);
   if (volume.source.photometric == "PALETTE COLOR") volume.source.photometric += " (expanded to RGB)";
   return volume;
 }
 
 Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions& options) {
   const std::string what = folder.string();
+  quiet_libraries();
   auto names = itk::GDCMSeriesFileNames::New();
   names->SetUseSeriesDetails(true);
   names->SetGlobalWarningDisplay(false);
@@ -128,7 +154,7 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
 
   Volume volume;
   volume.source.format = "DICOM series";
-  describe_dicom(*io, volume);
+  describe_dicom(*io, files.front(), volume);
   volume.source.series_uid = chosen;
   volume.source.series_found = uids.size();
   volume.source.files_in_series = files.size();

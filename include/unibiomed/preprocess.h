@@ -33,10 +33,11 @@ Window parse_window(const std::string& text);
 const std::vector<Window>& window_presets();
 
 // Clip to the window and scale linearly to 0..255.
-float window_value(float hu, const Window& window);
+float window_value(double hu, const Window& window);
 
 // numpy.percentile with linear interpolation, q in [0,100]. values is reordered.
 double percentile(std::vector<float>& values, double q);
+double percentile(std::vector<double>& values, double q);
 
 struct IntensityRange {
   double lo = 0.0;
@@ -46,7 +47,7 @@ struct IntensityRange {
 IntensityRange positive_percentile_range(const std::vector<float>& voxels, double lower_q = 0.5,
                                          double upper_q = 99.5);
 // Clip to the range and scale to 0..255; voxels that were <= 0 become 0.
-float percentile_value(float v, const IntensityRange& range);
+float percentile_value(double v, const IntensityRange& range);
 
 // Quantisation of 0..255 floats to 8 bits: truncation, as numpy's astype(uint8) on the
 // release's preprocessed slices.

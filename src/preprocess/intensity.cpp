@@ -21,7 +21,29 @@ bool parse_double(const std::string& text, double& out) {
   return end == text.c_str() + text.size() && std::isfinite(out);
 }
 
+template <typename T>
+double percentile_of(std::vector<T>& values, double q) {
+  if (values.empty()) throw internal_error("percentile of an empty set");
+  // numpy's "linear" method: position q/100 * (n - 1) between the order statistics.
+  const double position = q / 100.0 * static_cast<double>(values.size() - 1);
+  const auto below = static_cast<std::size_t>(std::floor(position));
+  const std::size_t above = std::min(below + 1, values.size() - 1);
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(below),
+                   values.end());
+  const double low = values[below];
+  double high = low;
+  if (above != below) {
+    high = *std::min_element(values.begin() + static_cast<std::ptrdiff_t>(below) + 1, values.end());
+  }
+  const double fraction = position - static_cast<double>(below);
+  // numpy computes a + (b - a) * t, switching to b - (b - a) * (1 - t) when t >= 0.5.
+  return fraction >= 0.5 ? high - (high - low) * (1.0 - fraction) : low + (high - low) * fraction;
+}
+
 }  // namespace
+
+double percentile(std::vector<float>& values, double q) { return percentile_of(values, q); }
+double percentile(std::vector<double>& values, double q) { return percentile_of(values, q); }
 
 const std::vector<Window>& window_presets() {
   // The first six are BiomedParse's (inherited by the UniBiomed release); brain, bone and soft
@@ -52,27 +74,9 @@ Window parse_window(const std::string& text) {
                     ") nor 'WIDTH,LEVEL'");
 }
 
-float window_value(float hu, const Window& window) {
-  const double clipped = std::clamp(static_cast<double>(hu), window.lo, window.hi);
+float window_value(double hu, const Window& window) {
+  const double clipped = std::clamp(hu, window.lo, window.hi);
   return static_cast<float>((clipped - window.lo) / (window.hi - window.lo) * 255.0);
-}
-
-double percentile(std::vector<float>& values, double q) {
-  if (values.empty()) throw internal_error("percentile of an empty set");
-  // numpy's "linear" method: position q/100 * (n - 1) between the order statistics.
-  const double position = q / 100.0 * static_cast<double>(values.size() - 1);
-  const auto below = static_cast<std::size_t>(std::floor(position));
-  const std::size_t above = std::min(below + 1, values.size() - 1);
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(below),
-                   values.end());
-  const double low = values[below];
-  double high = low;
-  if (above != below) {
-    high = *std::min_element(values.begin() + static_cast<std::ptrdiff_t>(below) + 1, values.end());
-  }
-  const double fraction = position - static_cast<double>(below);
-  // numpy computes a + (b - a) * t, switching to b - (b - a) * (1 - t) when t >= 0.5.
-  return fraction >= 0.5 ? high - (high - low) * (1.0 - fraction) : low + (high - low) * fraction;
 }
 
 IntensityRange positive_percentile_range(const std::vector<float>& voxels, double lower_q,
@@ -88,9 +92,9 @@ IntensityRange positive_percentile_range(const std::vector<float>& voxels, doubl
   return {lo, hi};
 }
 
-float percentile_value(float v, const IntensityRange& range) {
-  if (!(v > 0.0f) || !(range.hi > range.lo)) return 0.0f;
-  const double clipped = std::clamp(static_cast<double>(v), range.lo, range.hi);
+float percentile_value(double v, const IntensityRange& range) {
+  if (!(v > 0.0) || !(range.hi > range.lo)) return 0.0f;
+  const double clipped = std::clamp(v, range.lo, range.hi);
   return static_cast<float>((clipped - range.lo) / (range.hi - range.lo) * 255.0);
 }
 

@@ -11,6 +11,9 @@
 #include <itkMetaDataObject.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -70,6 +73,35 @@ void describe_dicom(const itk::GDCMImageIO& io, const std::string& file, Volume&
     s.frames_total = frame_count;
     // Cine (ultrasound, angiography) frames are moments in time, not positions in space.
     s.multiframe = volume.modality == Modality::Ultrasound || volume.modality == Modality::XRay;
+  }
+}
+
+// Slice positions (Image Position Patient) projected on the slice normal; ITK assumes even
+// spacing, so a series whose gaps differ by more than 1% gets a warning naming the range.
+void warn_if_uneven_spacing(const std::vector<itk::MetaDataDictionary*>& slices, const Geometry& g,
+                            SourceInfo& source) {
+  const auto normal = g.axis_direction(2);
+  std::vector<double> positions;
+  for (const auto* dictionary : slices) {
+    double p[3];
+    const std::string text = tag(*dictionary, "0020|0032");
+    if (std::sscanf(text.c_str(), "%lf\\%lf\\%lf", &p[0], &p[1], &p[2]) != 3) return;
+    positions.push_back(p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2]);
+  }
+  if (positions.size() < 3) return;
+  double smallest = std::numeric_limits<double>::max();
+  double largest = 0.0;
+  for (std::size_t i = 1; i < positions.size(); ++i) {
+    const double gap = std::fabs(positions[i] - positions[i - 1]);
+    smallest = std::min(smallest, gap);
+    largest = std::max(largest, gap);
+  }
+  if (largest - smallest > 0.01 * largest) {
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "uneven slice spacing: gaps from %.4g to %.4g mm; the mean %.4g mm is used",
+                  smallest, largest, g.spacing[2]);
+    source.warnings.push_back(text);
   }
 }
 
@@ -166,6 +198,7 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
     g.origin[i] = image->GetOrigin()[i];
     for (unsigned row = 0; row < 3; ++row) g.direction[row * 3 + i] = image->GetDirection()(row, i);
   }
+  warn_if_uneven_spacing(*reader->GetMetaDataDictionaryArray(), g, volume.source);
   const float* buffer = image->GetBufferPointer();
   volume.voxels.assign(buffer, buffer + g.voxel_count());
   return volume;

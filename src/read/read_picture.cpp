@@ -77,6 +77,12 @@ std::string depth_name(int depth) {
   }
 }
 
+bool is_grey(const cv::Mat& colour) {
+  std::vector<cv::Mat> planes;
+  cv::split(colour, planes);
+  return cv::countNonZero(planes[0] != planes[1]) == 0 && cv::countNonZero(planes[1] != planes[2]) == 0;
+}
+
 }  // namespace
 
 Volume read_picture(const std::filesystem::path& path, FileFormat format,
@@ -126,6 +132,11 @@ Volume read_picture(const std::filesystem::path& path, FileFormat format,
       break;
     default:
       throw input_error(what + ": " + std::to_string(image.channels()) + " channels not supported");
+  }
+  // Palette and RGB files often hold a grey picture (R = G = B everywhere): keep it as grey.
+  if (converted.channels() == 3 && is_grey(converted)) {
+    cv::extractChannel(converted, converted, 0);
+    volume.source.photometric = "MONOCHROME (stored as colour)";
   }
   cv::Mat as_float;
   converted.convertTo(as_float, CV_MAKETYPE(CV_32F, converted.channels()));

@@ -1,0 +1,119 @@
+// The executable on bad input: one line on stderr naming the file and the fault, a documented
+// exit code, nothing on stdout.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+CliRun unibiomed_cli(const std::string& arguments) {
+  const auto dir = std::filesystem::path(UNIBIOMED_BINARY_DIR) / "scratch";
+  std::filesystem::create_directories(dir);
+  // One pair of files per test: CTest runs tests in parallel processes.
+  const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const auto out = dir / (name + ".out");
+  const auto err = dir / (name + ".err");
+  const std::string command = std::string("'") + UNIBIOMED_EXECUTABLE + "' " + arguments + " >'" +
+                              out.string() + "' 2>'" + err.string() + "'";
+  const int status = std::system(command.c_str());
+  CliRun run;
+  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.out = slurp(out);
+  run.err = slurp(err);
+  return run;
+}
+
+std::string quoted(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
+
+// An input error: exit code 3, one line naming the file and containing `reason`.
+void expect_input_error(const std::filesystem::path& path, const std::string& reason) {
+  const CliRun run = unibiomed_cli("info " + quoted(path));
+  EXPECT_EQ(run.code, 3) << path << ": " << run.err;
+  EXPECT_TRUE(run.out.empty()) << run.out;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_NE(run.err.find(path.string()), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(reason), std::string::npos) << run.err;
+}
+
+using unibiomed::test::sample;
+
+TEST(CliBadInput, MissingFile) { expect_input_error(sample("bad") / "no_such_scan.nii.gz", "no such file"); }
+TEST(CliBadInput, EmptyFile) { expect_input_error(sample("bad/empty.nii"), "file is empty"); }
+TEST(CliBadInput, TruncatedGzip) { expect_input_error(sample("bad/truncated.nii.gz"), "truncated gzip"); }
+TEST(CliBadInput, CorruptGzip) { expect_input_error(sample("bad/corrupt.nii.gz"), "corrupt gzip"); }
+TEST(CliBadInput, ContentNotWhatTheExtensionSays) {
+  expect_input_error(sample("bad/png_named.nii"), "named as NIfTI but its content is PNG");
+  expect_input_error(sample("bad/notdicom.dcm"), "not a DICOM file");
+}
+TEST(CliBadInput, FolderWithoutDicomImages) {
+  const auto empty = unibiomed::test::scratch_dir("empty_dicom_dir");
+  expect_input_error(empty, "no DICOM images");
+  expect_input_error(sample("bad/text_only_dir"), "no DICOM images");
+}
+TEST(CliBadInput, ZeroAndAbsurdDimensionsAreRefusedBeforeAllocating) {
+  expect_input_error(sample("bad/zero.mhd"), "zero dimension");
+  expect_input_error(sample("bad/absurd.mhd"), "refusing to allocate");
+}
+TEST(CliBadInput, FiveDimensionsAreRefused) { expect_input_error(sample("bad/five_d.nii"), "5-D images are not supported"); }
+
+TEST(CliInput, NonFiniteVoxelsAreReportedAndReplaced) {
+  const CliRun run = unibiomed_cli("info --json " + quoted(sample("bad/nan.mhd")));
+  EXPECT_EQ(run.code, 0) << run.err;
+  const auto json = nlohmann::json::parse(run.out);
+  // nan.raw holds 0, 1, 2, two NaN, +Inf and -Inf.
+  EXPECT_EQ(json["intensity"]["nonfinite_replaced"], 4);
+  EXPECT_EQ(json["intensity"]["max"], 2.0);  // +Inf became the largest finite value
+  EXPECT_EQ(json["intensity"]["min"], 0.0);  // -Inf became the smallest, NaN became 0
+}
+
+TEST(CliInput, FourDimensionsSayWhichFrameIsUsed) {
+  const CliRun run = unibiomed_cli("info " + quoted(sample("nibabel/example4d.nii.gz")));
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_NE(run.out.find("frame 0 used"), std::string::npos) << run.out;
+  const CliRun second = unibiomed_cli("info --frame 5 " + quoted(sample("nibabel/example4d.nii.gz")));
+  EXPECT_EQ(second.code, 2) << second.err;
+  EXPECT_NE(second.err.find("frame 5 requested but the image has 2 frames"), std::string::npos) << second.err;
+}
+
+TEST(CliUsage, UnknownOptionsAndValuesAreUsageErrors) {
+  const CliRun unknown = unibiomed_cli("info --no-such-option x.nii");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("usage error"), std::string::npos) << unknown.err;
+  const CliRun modality = unibiomed_cli("info --modality banana " + quoted(sample("mricron/ch2.nii.gz")));
+  EXPECT_EQ(modality.code, 2);
+  EXPECT_NE(modality.err.find("unknown modality 'banana'"), std::string::npos) << modality.err;
+  EXPECT_EQ(unibiomed_cli("").code, 2);
+}
+
+TEST(CliInfo, DescribesTheCh2Scan) {
+  const CliRun run = unibiomed_cli("info --json " + quoted(sample("mricron/ch2.nii.gz")));
+  ASSERT_EQ(run.code, 0) << run.err;
+  const auto json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["format"], "NIfTI");
+  EXPECT_EQ(json["size"], (std::vector<int>{181, 217, 181}));
+  EXPECT_EQ(json["orientation"], "RAS");
+  EXPECT_EQ(json["modality"], "unknown");
+  const CliRun text = unibiomed_cli("info --modality mr " + quoted(sample("mricron/ch2.nii.gz")));
+  EXPECT_NE(text.out.find("MR  (--modality)"), std::string::npos) << text.out;
+}
+
+}  // namespace

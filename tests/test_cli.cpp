@@ -4,9 +4,8 @@
 #include <sys/wait.h>
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "test_support.h"
 
@@ -42,7 +41,9 @@ CliRun unibiomed_cli(const std::string& arguments) {
   return run;
 }
 
-std::string quoted(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
+std::string quoted(const std::filesystem::path& path) {
+  return "'" + path.string() + "'";
+}
 
 // An input error: exit code 3, one line naming the file and containing `reason`.
 void expect_input_error(const std::filesystem::path& path, const std::string& reason) {
@@ -56,10 +57,18 @@ void expect_input_error(const std::filesystem::path& path, const std::string& re
 
 using unibiomed::test::sample;
 
-TEST(CliBadInput, MissingFile) { expect_input_error(sample("bad") / "no_such_scan.nii.gz", "no such file"); }
-TEST(CliBadInput, EmptyFile) { expect_input_error(sample("bad/empty.nii"), "file is empty"); }
-TEST(CliBadInput, TruncatedGzip) { expect_input_error(sample("bad/truncated.nii.gz"), "truncated gzip"); }
-TEST(CliBadInput, CorruptGzip) { expect_input_error(sample("bad/corrupt.nii.gz"), "corrupt gzip"); }
+TEST(CliBadInput, MissingFile) {
+  expect_input_error(sample("bad") / "no_such_scan.nii.gz", "no such file");
+}
+TEST(CliBadInput, EmptyFile) {
+  expect_input_error(sample("bad/empty.nii"), "file is empty");
+}
+TEST(CliBadInput, TruncatedGzip) {
+  expect_input_error(sample("bad/truncated.nii.gz"), "truncated gzip");
+}
+TEST(CliBadInput, CorruptGzip) {
+  expect_input_error(sample("bad/corrupt.nii.gz"), "corrupt gzip");
+}
 TEST(CliBadInput, ContentNotWhatTheExtensionSays) {
   expect_input_error(sample("bad/png_named.nii"), "named as NIfTI but its content is PNG");
   expect_input_error(sample("bad/notdicom.dcm"), "not a DICOM file");
@@ -73,7 +82,9 @@ TEST(CliBadInput, ZeroAndAbsurdDimensionsAreRefusedBeforeAllocating) {
   expect_input_error(sample("bad/zero.mhd"), "zero dimension");
   expect_input_error(sample("bad/absurd.mhd"), "refusing to allocate");
 }
-TEST(CliBadInput, FiveDimensionsAreRefused) { expect_input_error(sample("bad/five_d.nii"), "5-D images are not supported"); }
+TEST(CliBadInput, FiveDimensionsAreRefused) {
+  expect_input_error(sample("bad/five_d.nii"), "5-D images are not supported");
+}
 
 TEST(CliInput, NonFiniteVoxelsAreReportedAndReplaced) {
   const CliRun run = unibiomed_cli("info --json " + quoted(sample("bad/nan.mhd")));
@@ -89,16 +100,19 @@ TEST(CliInput, FourDimensionsSayWhichFrameIsUsed) {
   const CliRun run = unibiomed_cli("info " + quoted(sample("nibabel/example4d.nii.gz")));
   EXPECT_EQ(run.code, 0) << run.err;
   EXPECT_NE(run.out.find("frame 0 used"), std::string::npos) << run.out;
-  const CliRun second = unibiomed_cli("info --frame 5 " + quoted(sample("nibabel/example4d.nii.gz")));
+  const CliRun second =
+      unibiomed_cli("info --frame 5 " + quoted(sample("nibabel/example4d.nii.gz")));
   EXPECT_EQ(second.code, 2) << second.err;
-  EXPECT_NE(second.err.find("frame 5 requested but the image has 2 frames"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("frame 5 requested but the image has 2 frames"), std::string::npos)
+      << second.err;
 }
 
 TEST(CliUsage, UnknownOptionsAndValuesAreUsageErrors) {
   const CliRun unknown = unibiomed_cli("info --no-such-option x.nii");
   EXPECT_EQ(unknown.code, 2);
   EXPECT_NE(unknown.err.find("usage error"), std::string::npos) << unknown.err;
-  const CliRun modality = unibiomed_cli("info --modality banana " + quoted(sample("mricron/ch2.nii.gz")));
+  const CliRun modality =
+      unibiomed_cli("info --modality banana " + quoted(sample("mricron/ch2.nii.gz")));
   EXPECT_EQ(modality.code, 2);
   EXPECT_NE(modality.err.find("unknown modality 'banana'"), std::string::npos) << modality.err;
   EXPECT_EQ(unibiomed_cli("").code, 2);

@@ -65,7 +65,7 @@ TEST(Percentile, MatchesNumpyOnHandComputedValues) {
   EXPECT_DOUBLE_EQ(percentile(values, 0), 1.0);
   EXPECT_DOUBLE_EQ(percentile(values, 100), 5.0);
   EXPECT_DOUBLE_EQ(percentile(values, 50), 3.0);
-  EXPECT_DOUBLE_EQ(percentile(values, 10), 1.4);   // position 0.4
+  EXPECT_DOUBLE_EQ(percentile(values, 10), 1.4);    // position 0.4
   EXPECT_DOUBLE_EQ(percentile(values, 87.5), 4.5);  // position 3.5
 }
 

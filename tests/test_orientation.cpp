@@ -30,8 +30,8 @@ Geometry make_geometry(std::array<std::size_t, 3> size, std::array<double, 9> di
 }
 
 const std::array<double, 9> kIdentity{1, 0, 0, 0, 1, 0, 0, 0, 1};
-const std::array<double, 9> kRas{-1, 0, 0, 0, -1, 0, 0, 0, 1};          // NIfTI's usual layout
-const std::array<double, 9> kPermuted{0, 0, -1, 1, 0, 0, 0, -1, 0};     // sagittal acquisition
+const std::array<double, 9> kRas{-1, 0, 0, 0, -1, 0, 0, 0, 1};       // NIfTI's usual layout
+const std::array<double, 9> kPermuted{0, 0, -1, 1, 0, 0, 0, -1, 0};  // sagittal acquisition
 
 std::array<double, 9> oblique() {
   // Rotation by 20 degrees about S, then 10 about L.
@@ -52,10 +52,12 @@ void expect_same_physical_points(const Volume& in, const Volume& out) {
   for (std::size_t z = 0; z < s[2]; ++z) {
     for (std::size_t y = 0; y < s[1]; ++y) {
       for (std::size_t x = 0; x < s[0]; ++x) {
-        const auto source = static_cast<std::size_t>(out.at(x, y, z)) / static_cast<std::size_t>(in.channels);
-        const std::array<double, 3> in_index{static_cast<double>(source % in.geometry.size[0]),
-                                             static_cast<double>(source / in.geometry.size[0] % in.geometry.size[1]),
-                                             static_cast<double>(source / (in.geometry.size[0] * in.geometry.size[1]))};
+        const auto source =
+            static_cast<std::size_t>(out.at(x, y, z)) / static_cast<std::size_t>(in.channels);
+        const std::array<double, 3> in_index{
+            static_cast<double>(source % in.geometry.size[0]),
+            static_cast<double>(source / in.geometry.size[0] % in.geometry.size[1]),
+            static_cast<double>(source / (in.geometry.size[0] * in.geometry.size[1]))};
         const auto p = in.geometry.index_to_point(in_index);
         const auto q = out.geometry.index_to_point({double(x), double(y), double(z)});
         for (int i = 0; i < 3; ++i) ASSERT_NEAR(p[i], q[i], 1e-9) << x << "," << y << "," << z;
@@ -103,7 +105,8 @@ TEST(Slicing, AxesFollowTheRadiologicalDisplay) {
   EXPECT_EQ(reslice(g, slicing_axis_map(g, SliceAxis::Coronal)).orientation_code(), "LIP");
   // Sagittal: columns towards P, rows towards I, slices towards L.
   EXPECT_EQ(reslice(g, slicing_axis_map(g, SliceAxis::Sagittal)).orientation_code(), "PIL");
-  EXPECT_EQ(reslice(g, slicing_axis_map(g, SliceAxis::Coronal)).size, (std::array<std::size_t, 3>{4, 6, 5}));
+  EXPECT_EQ(reslice(g, slicing_axis_map(g, SliceAxis::Coronal)).size,
+            (std::array<std::size_t, 3>{4, 6, 5}));
 }
 
 TEST(Slicing, SliceThenUnsliceIsTheIdentityForEveryAxisAndLayout) {
@@ -120,7 +123,8 @@ TEST(Slicing, SliceThenUnsliceIsTheIdentityForEveryAxisAndLayout) {
       LabelMap labels;
       labels.geometry = sliced.geometry;
       labels.labels.resize(sliced.geometry.voxel_count());
-      for (std::size_t i = 0; i < labels.labels.size(); ++i) labels.labels[i] = static_cast<std::uint8_t>(i % 7);
+      for (std::size_t i = 0; i < labels.labels.size(); ++i)
+        labels.labels[i] = static_cast<std::uint8_t>(i % 7);
       const LabelMap unsliced = reslice(labels, map.inverse());
       EXPECT_TRUE(unsliced.geometry.same_grid(in.geometry, 1e-9));
       EXPECT_EQ(reslice(unsliced, map).labels, labels.labels);

@@ -64,7 +64,8 @@ NiftiHeader read_nifti_header(const std::filesystem::path& path) {
   for (int row = 0; row < 3; ++row) {
     for (int col = 0; col < 3; ++col) {
       const double v = f32(280 + row * 16 + col * 4);
-      h.spacing[col] = std::hypot(std::hypot(f32(280 + col * 4), f32(296 + col * 4)), f32(312 + col * 4));
+      h.spacing[col] =
+          std::hypot(std::hypot(f32(280 + col * 4), f32(296 + col * 4)), f32(312 + col * 4));
       h.direction[row * 3 + col] = flip[row] * v;
     }
     h.origin[row] = flip[row] * f32(280 + row * 16 + 12);
@@ -84,7 +85,8 @@ void expect_geometry_of_header(const std::filesystem::path& path) {
     EXPECT_NEAR(volume.geometry.spacing[i], header.spacing[i], 1e-5) << path;
     EXPECT_NEAR(volume.geometry.origin[i], header.origin[i], 1e-4) << path;
   }
-  for (int i = 0; i < 9; ++i) EXPECT_NEAR(volume.geometry.direction[i], header.direction[i], 1e-5) << path;
+  for (int i = 0; i < 9; ++i)
+    EXPECT_NEAR(volume.geometry.direction[i], header.direction[i], 1e-5) << path;
 }
 
 std::int16_t raw_int16(const std::vector<unsigned char>& bytes, std::size_t index) {
@@ -99,8 +101,9 @@ TEST(ReadNifti, Ch2GeometryEqualsItsHeader) {
   const Volume ch2 = read_image(path);
   EXPECT_EQ(ch2.geometry.size, (std::array<std::size_t, 3>{181, 217, 181}));
   EXPECT_EQ(ch2.geometry.orientation_code(), "RAS");
-  EXPECT_EQ(ch2.geometry.origin, (std::array<double, 3>{90, 125, -71}));  // sform (-90,-125,-71) RAS
-  EXPECT_EQ(ch2.modality, Modality::Unknown);  // never guessed
+  EXPECT_EQ(ch2.geometry.origin,
+            (std::array<double, 3>{90, 125, -71}));  // sform (-90,-125,-71) RAS
+  EXPECT_EQ(ch2.modality, Modality::Unknown);        // never guessed
   EXPECT_EQ(ch2.source.pixel_type, "uint8");
   EXPECT_EQ(ch2.source.format, "NIfTI");
 }
@@ -154,7 +157,8 @@ TEST(ReadMeta, InvesaliusHeadCtVoxelsWindowAndMasks) {
   EXPECT_EQ(ct.modality, Modality::CT);
   EXPECT_EQ(ct.source.modality_source, "--modality");
   ASSERT_EQ(raw.size(), ct.voxels.size() * 2);
-  for (const std::size_t i : {std::size_t{0}, std::size_t{1234567}, ct.voxels.size() - 1, std::size_t{3500000}}) {
+  for (const std::size_t i :
+       {std::size_t{0}, std::size_t{1234567}, ct.voxels.size() - 1, std::size_t{3500000}}) {
     EXPECT_EQ(ct.voxels[i], raw_int16(raw, i));
   }
   // The abdomen window at known voxels: air is 0, and a voxel's value follows the formula.
@@ -163,7 +167,8 @@ TEST(ReadMeta, InvesaliusHeadCtVoxelsWindowAndMasks) {
   EXPECT_EQ(display.volume.voxels[0], 0.0f);
   const std::size_t centre = ct.index(128, 128, 54);
   const double hu = ct.voxels[centre];
-  EXPECT_EQ(display.volume.voxels[centre], static_cast<float>((std::clamp(hu, -150.0, 250.0) + 150.0) / 400.0 * 255.0));
+  EXPECT_EQ(display.volume.voxels[centre],
+            static_cast<float>((std::clamp(hu, -150.0, 250.0) + 150.0) / 400.0 * 255.0));
 
   // The bone mask (on a grid padded by one voxel) covers exactly the voxels of 226 HU and more.
   const Volume bone = read_image(sample("invesalius/mask_bone.mhd"));
@@ -174,9 +179,12 @@ TEST(ReadMeta, InvesaliusHeadCtVoxelsWindowAndMasks) {
       for (std::size_t x = 0; x < 256; ++x) {
         // The mask voxel at the same physical point as CT voxel (x, y, z).
         const auto p = ct.geometry.index_to_point({double(x), double(y), double(z)});
-        const std::size_t mx = static_cast<std::size_t>(std::lround((p[0] - bone.geometry.origin[0]) / bone.geometry.spacing[0]));
-        const std::size_t my = static_cast<std::size_t>(std::lround((p[1] - bone.geometry.origin[1]) / bone.geometry.spacing[1]));
-        const std::size_t mz = static_cast<std::size_t>(std::lround((p[2] - bone.geometry.origin[2]) / bone.geometry.spacing[2]));
+        const std::size_t mx = static_cast<std::size_t>(
+            std::lround((p[0] - bone.geometry.origin[0]) / bone.geometry.spacing[0]));
+        const std::size_t my = static_cast<std::size_t>(
+            std::lround((p[1] - bone.geometry.origin[1]) / bone.geometry.spacing[1]));
+        const std::size_t mz = static_cast<std::size_t>(
+            std::lround((p[2] - bone.geometry.origin[2]) / bone.geometry.spacing[2]));
         const bool in_mask = bone.at(mx, my, mz) > 127;
         const bool is_bone = ct.at(x, y, z) >= 226.0f;
         inside += in_mask;
@@ -225,8 +233,9 @@ TEST(ReadDicom, SeriesFolderIsSortedByPositionWithTheRightSpacing) {
     std::snprintf(name, sizeof name, "brain_%03d.dcm", k + 1);
     const Volume slice = read_image(folder / name);
     const std::size_t plane = 256 * 256;
-    EXPECT_TRUE(std::equal(slice.voxels.begin(), slice.voxels.end(),
-                           series.voxels.begin() + static_cast<std::ptrdiff_t>(plane * static_cast<std::size_t>(k))))
+    EXPECT_TRUE(std::equal(
+        slice.voxels.begin(), slice.voxels.end(),
+        series.voxels.begin() + static_cast<std::ptrdiff_t>(plane * static_cast<std::size_t>(k))))
         << name;
   }
 }
@@ -241,7 +250,8 @@ TEST(ReadDicom, MultiFramePaletteUltrasoundInRle) {
   EXPECT_NE(us.source.photometric.find("PALETTE COLOR"), std::string::npos);
   EXPECT_EQ(us.source.transfer_syntax.rfind("1.2.840.10008.1.2.5 ", 0), 0u);
   std::size_t coloured = 0;
-  for (std::size_t p = 0; p < us.voxels.size(); p += 3) coloured += us.voxels[p] != us.voxels[p + 2];
+  for (std::size_t p = 0; p < us.voxels.size(); p += 3)
+    coloured += us.voxels[p] != us.voxels[p + 2];
   EXPECT_GT(coloured, 1000u);  // the colour Doppler survives the palette expansion
 }
 
@@ -298,7 +308,8 @@ TEST(ReadPicture, GreyColourAndSixteenBit) {
   EXPECT_EQ(bmp.voxels, grey.voxels);
   EXPECT_EQ(wide.source.pixel_type, "uint16");
   ASSERT_EQ(wide.voxels.size(), grey.voxels.size());
-  for (std::size_t i = 0; i < grey.voxels.size(); ++i) ASSERT_EQ(wide.voxels[i], grey.voxels[i] * 257.0f);
+  for (std::size_t i = 0; i < grey.voxels.size(); ++i)
+    ASSERT_EQ(wide.voxels[i], grey.voxels[i] * 257.0f);
   const Volume t1_bmp = read_image(sample("derived/BrainT1Slice.bmp"));
   EXPECT_EQ(t1_bmp.voxels, read_image(sample("itk/BrainT1Slice.png")).voxels);
 
@@ -320,7 +331,8 @@ TEST(ReadPicture, GreyColourAndSixteenBit) {
   const Volume tiff = read_image(sample("skimage/chessboard_GRAY_U16.tif"));
   EXPECT_EQ(tiff.source.format, "TIFF");
   EXPECT_EQ(tiff.source.pixel_type, "uint16");
-  EXPECT_EQ(tiff.voxels, read_image(sample("skimage/chessboard_GRAY_U16B.tif")).voxels);  // either byte order
+  EXPECT_EQ(tiff.voxels,
+            read_image(sample("skimage/chessboard_GRAY_U16B.tif")).voxels);  // either byte order
 
   EXPECT_EQ(read_image(sample("skimage/palette_color.png")).channels, 3);
   EXPECT_EQ(read_image(sample("skimage/palette_gray.png")).channels, 1);

@@ -17,7 +17,8 @@ Image8 golden_image(const std::vector<unsigned char>& bytes, std::size_t offset,
   Image8 image{w, h, std::vector<std::uint8_t>(static_cast<std::size_t>(w * h) * 3)};
   for (std::size_t p = 0; p < static_cast<std::size_t>(w * h); ++p) {
     for (std::size_t c = 0; c < 3; ++c) {
-      image.rgb[p * 3 + c] = bytes[offset + p * static_cast<std::size_t>(channels) + (channels == 3 ? c : 0)];
+      image.rgb[p * 3 + c] =
+          bytes[offset + p * static_cast<std::size_t>(channels) + (channels == 3 ? c : 0)];
     }
   }
   return image;
@@ -34,14 +35,16 @@ TEST(ResizeBicubic, EqualsPillowOnEveryGoldenCase) {
     const int channels = static_cast<int>(number(row, "channels"));
     const auto bytes = test::read_bytes(test::golden_dir() / row.at("file"));
     const std::size_t in_bytes = static_cast<std::size_t>(in_w * in_h * channels);
-    ASSERT_EQ(bytes.size(), in_bytes + static_cast<std::size_t>(out_w * out_h * channels)) << row.at("file");
+    ASSERT_EQ(bytes.size(), in_bytes + static_cast<std::size_t>(out_w * out_h * channels))
+        << row.at("file");
     const Image8 input = golden_image(bytes, 0, in_w, in_h, channels);
     const Image8 expected = golden_image(bytes, in_bytes, out_w, out_h, channels);
     const Image8 actual = resize_bicubic(input, out_w, out_h);
     ASSERT_EQ(actual.width, out_w);
     ASSERT_EQ(actual.height, out_h);
     std::size_t differing = 0;
-    for (std::size_t i = 0; i < expected.rgb.size(); ++i) differing += actual.rgb[i] != expected.rgb[i];
+    for (std::size_t i = 0; i < expected.rgb.size(); ++i)
+      differing += actual.rgb[i] != expected.rgb[i];
     EXPECT_EQ(differing, 0u) << row.at("file");
   }
 }
@@ -55,8 +58,10 @@ TEST(Tiling, ChoosesTheReferenceGridForEveryGoldenSize) {
     const int w = static_cast<int>(number(row, "width"));
     const int h = static_cast<int>(number(row, "height"));
     const TileGrid grid = closest_tile_grid(w, h, options);
-    EXPECT_EQ(grid.cols, static_cast<int>(number(row, "cols"))) << w << "x" << h << " max " << options.max_tiles;
-    EXPECT_EQ(grid.rows, static_cast<int>(number(row, "rows"))) << w << "x" << h << " max " << options.max_tiles;
+    EXPECT_EQ(grid.cols, static_cast<int>(number(row, "cols")))
+        << w << "x" << h << " max " << options.max_tiles;
+    EXPECT_EQ(grid.rows, static_cast<int>(number(row, "rows")))
+        << w << "x" << h << " max " << options.max_tiles;
   }
 }
 
@@ -82,7 +87,8 @@ TEST(Tiling, TilesAreCutRowByRowFromTheResizedImage) {
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       const auto quadrant = static_cast<std::uint8_t>((y >= h / 2) * 2 + (x >= w / 2));
-      image.rgb[(static_cast<std::size_t>(y) * w + static_cast<std::size_t>(x)) * 3] = static_cast<std::uint8_t>(quadrant * 60);
+      image.rgb[(static_cast<std::size_t>(y) * w + static_cast<std::size_t>(x)) * 3] =
+          static_cast<std::uint8_t>(quadrant * 60);
     }
   }
   const auto tiles = dynamic_tiles(image);
@@ -95,7 +101,8 @@ TEST(Normalize, EqualsTheReferenceForEveryByteAndChannel) {
   ASSERT_EQ(rows.size(), 768u);
   Image8 image{256, 1, std::vector<std::uint8_t>(256 * 3)};
   for (int v = 0; v < 256; ++v) {
-    for (int c = 0; c < 3; ++c) image.rgb[static_cast<std::size_t>(v * 3 + c)] = static_cast<std::uint8_t>(v);
+    for (int c = 0; c < 3; ++c)
+      image.rgb[static_cast<std::size_t>(v * 3 + c)] = static_cast<std::uint8_t>(v);
   }
   const ModelImage normalized = normalize_imagenet(image);
   for (const auto& row : rows) {

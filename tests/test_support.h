@@ -58,7 +58,9 @@ inline std::vector<Row> read_tsv(const std::filesystem::path& path) {
   return rows;
 }
 
-inline double number(const Row& row, const std::string& key) { return std::strtod(row.at(key).c_str(), nullptr); }
+inline double number(const Row& row, const std::string& key) {
+  return std::strtod(row.at(key).c_str(), nullptr);
+}
 
 inline std::vector<unsigned char> read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

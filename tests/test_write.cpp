@@ -16,19 +16,22 @@ LabelMap labels_from(const Volume& volume) {
   LabelMap labels;
   labels.geometry = volume.geometry;
   labels.labels.resize(volume.voxels.size());
-  for (std::size_t i = 0; i < volume.voxels.size(); ++i) labels.labels[i] = static_cast<std::uint8_t>(volume.voxels[i]);
+  for (std::size_t i = 0; i < volume.voxels.size(); ++i)
+    labels.labels[i] = static_cast<std::uint8_t>(volume.voxels[i]);
   labels.names = {"background"};
   return labels;
 }
 
-void expect_round_trip(const LabelMap& labels, const std::filesystem::path& path, double tolerance) {
+void expect_round_trip(const LabelMap& labels, const std::filesystem::path& path,
+                       double tolerance) {
   write_label_map(labels, path);
   const Volume back = read_image(path);
   EXPECT_EQ(back.source.pixel_type, "uint8") << path;
   EXPECT_TRUE(back.geometry.same_grid(labels.geometry, tolerance)) << path;
   ASSERT_EQ(back.voxels.size(), labels.labels.size());
   std::size_t differing = 0;
-  for (std::size_t i = 0; i < back.voxels.size(); ++i) differing += back.voxels[i] != labels.labels[i];
+  for (std::size_t i = 0; i < back.voxels.size(); ++i)
+    differing += back.voxels[i] != labels.labels[i];
   EXPECT_EQ(differing, 0u) << path;
 }
 
@@ -40,7 +43,9 @@ TEST(WriteLabelMap, AtlasOnTheCh2GridRoundTripsExactly) {
   expect_round_trip(aal, dir / "aal.nrrd", 0.0);
   expect_round_trip(aal, dir / "aal.mha", 0.0);
   // The mask overlays the scan: same grid as ch2, exactly.
-  EXPECT_TRUE(read_image(dir / "aal.nii.gz").geometry.same_grid(read_image(test::sample("mricron/ch2.nii.gz")).geometry, 0.0));
+  EXPECT_TRUE(
+      read_image(dir / "aal.nii.gz")
+          .geometry.same_grid(read_image(test::sample("mricron/ch2.nii.gz")).geometry, 0.0));
 }
 
 TEST(WriteLabelMap, ObliqueDicomGeometryIsKept) {
@@ -49,7 +54,8 @@ TEST(WriteLabelMap, ObliqueDicomGeometryIsKept) {
   LabelMap mask;
   mask.geometry = series.geometry;
   mask.labels.resize(series.voxels.size());
-  for (std::size_t i = 0; i < series.voxels.size(); ++i) mask.labels[i] = series.voxels[i] > 300 ? 1 : 0;
+  for (std::size_t i = 0; i < series.voxels.size(); ++i)
+    mask.labels[i] = series.voxels[i] > 300 ? 1 : 0;
   // NIfTI stores the geometry as float32: equal to that precision.
   expect_round_trip(mask, dir / "mask.nii.gz", 1e-4);
   expect_round_trip(mask, dir / "mask.nrrd", 1e-9);
@@ -82,7 +88,8 @@ TEST(AtomicWrite, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   std::getline(in, content);
   EXPECT_EQ(content, "previous result");
   std::size_t files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file();
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    files += entry.is_regular_file();
   EXPECT_EQ(files, 1u);
 }
 
@@ -130,7 +137,7 @@ TEST(Overlay, MontageShowsTheSlicesHoldingMasks) {
   for (const std::size_t z : {2u, 3u, 4u, 5u}) labels.labels[z * 32 * 32 + 16 * 32 + 16] = 1;
   labels.names = {"background", "lesion"};
   const Image8 montage = render_montage(display, labels);
-  EXPECT_EQ(montage.width, 2 * 32);   // 4 slices -> 2 x 2
+  EXPECT_EQ(montage.width, 2 * 32);  // 4 slices -> 2 x 2
   EXPECT_EQ(montage.height, 2 * 32);
 }
 

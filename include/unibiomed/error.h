@@ -23,9 +23,15 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-inline Error usage_error(const std::string& message) { return Error(ErrorKind::Usage, message); }
-inline Error input_error(const std::string& message) { return Error(ErrorKind::Input, message); }
-inline Error output_error(const std::string& message) { return Error(ErrorKind::Output, message); }
+inline Error usage_error(const std::string& message) {
+  return Error(ErrorKind::Usage, message);
+}
+inline Error input_error(const std::string& message) {
+  return Error(ErrorKind::Input, message);
+}
+inline Error output_error(const std::string& message) {
+  return Error(ErrorKind::Output, message);
+}
 inline Error internal_error(const std::string& message) {
   return Error(ErrorKind::Internal, message);
 }

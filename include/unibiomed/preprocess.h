@@ -68,8 +68,8 @@ struct DisplayOptions {
 struct DisplayVolume {
   Volume volume;
   IntensityRule rule = IntensityRule::AsIs;
-  Window window;          // when rule == Window
-  IntensityRange range;   // when rule == Percentile
+  Window window;         // when rule == Window
+  IntensityRange range;  // when rule == Percentile
 };
 
 // CT -> window; 8-bit sources (grey or colour) -> as they are; everything else -> percentile.
@@ -114,7 +114,9 @@ struct Image8 {
 
   std::uint8_t at(int x, int y, int c) const {
     return rgb[(static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
-                static_cast<std::size_t>(x)) * 3 + static_cast<std::size_t>(c)];
+                static_cast<std::size_t>(x)) *
+                   3 +
+               static_cast<std::size_t>(c)];
   }
 };
 

@@ -38,7 +38,7 @@ enum class Modality {
   MR,
   XRay,  // CR, DX, XA, RF, MG
   Ultrasound,
-  PET,   // PT, NM
+  PET,  // PT, NM
   Pathology,
   Fundus,
   Endoscopy,
@@ -56,33 +56,34 @@ Modality modality_from_dicom(const std::string& code);
 // What the reader learned about the source that later steps need, or that `info` shows.
 struct SourceInfo {
   std::string path;
-  std::string format;                // "NIfTI", "NRRD", "MetaImage", "DICOM series", "PNG", ...
-  std::string pixel_type;            // stored component type, e.g. "int16", "uint8"
-  std::string photometric;           // DICOM photometric interpretation, or "RGB"/"MONOCHROME"
-  std::string transfer_syntax;       // DICOM transfer syntax UID
-  std::string modality_source;       // "DICOM tag", "--modality", or "" when unknown
-  double rescale_slope = 1.0;        // DICOM rescale, already applied to the voxels
+  std::string format;           // "NIfTI", "NRRD", "MetaImage", "DICOM series", "PNG", ...
+  std::string pixel_type;       // stored component type, e.g. "int16", "uint8"
+  std::string photometric;      // DICOM photometric interpretation, or "RGB"/"MONOCHROME"
+  std::string transfer_syntax;  // DICOM transfer syntax UID
+  std::string modality_source;  // "DICOM tag", "--modality", or "" when unknown
+  double rescale_slope = 1.0;   // DICOM rescale, already applied to the voxels
   double rescale_intercept = 0.0;
-  std::string series_uid;            // DICOM series chosen
+  std::string series_uid;  // DICOM series chosen
   std::string series_description;
-  std::size_t series_found = 0;      // DICOM series in the folder
+  std::size_t series_found = 0;  // DICOM series in the folder
   std::size_t files_in_series = 0;
-  std::size_t frames_total = 1;      // frames of a 4-D or multi-frame input
+  std::size_t frames_total = 1;           // frames of a 4-D or multi-frame input
   std::optional<std::size_t> frame_used;  // set when one frame of a 4-D input was taken
-  bool multiframe = false;           // third axis is time (cine), not space
-  std::size_t nonfinite_replaced = 0;  // NaN/Inf voxels replaced on reading
+  bool multiframe = false;                // third axis is time (cine), not space
+  std::size_t nonfinite_replaced = 0;     // NaN/Inf voxels replaced on reading
   std::vector<std::string> warnings;
 };
 
 struct Volume {
   Geometry geometry;
-  int channels = 1;             // 1 grey, 3 RGB (interleaved innermost)
-  std::vector<float> voxels;    // x fastest, then y, then z; channels interleaved
+  int channels = 1;           // 1 grey, 3 RGB (interleaved innermost)
+  std::vector<float> voxels;  // x fastest, then y, then z; channels interleaved
   Modality modality = Modality::Unknown;
   SourceInfo source;
 
   std::size_t index(std::size_t x, std::size_t y, std::size_t z, int c = 0) const {
-    return ((z * geometry.size[1] + y) * geometry.size[0] + x) * static_cast<std::size_t>(channels) +
+    return ((z * geometry.size[1] + y) * geometry.size[0] + x) *
+               static_cast<std::size_t>(channels) +
            static_cast<std::size_t>(c);
   }
   float at(std::size_t x, std::size_t y, std::size_t z, int c = 0) const {

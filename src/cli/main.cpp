@@ -1,8 +1,8 @@
 // The `unibiomed` executable: parses the command line from the option table, calls the
 // library function of the subcommand, and turns errors into one line and an exit code.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <map>
 #include <string>

@@ -19,7 +19,7 @@ struct Settings {
 
 struct OptionRow {
   std::vector<std::string> commands;  // subcommands that take it
-  std::string flags;                  // CLI11 flag spec, e.g. "-o,--output", or "input" (positional)
+  std::string flags;  // CLI11 flag spec, e.g. "-o,--output", or "input" (positional)
   std::string help;
   std::variant<std::string Settings::*, bool Settings::*, int Settings::*> field;
   bool required = false;

@@ -84,7 +84,8 @@ Modality parse_modality(const std::string& name) {
     if (text == key) return modality;
   }
   std::string accepted;
-  for (const auto& entry : modality_names()) accepted += (accepted.empty() ? "" : ", ") + entry.first;
+  for (const auto& entry : modality_names())
+    accepted += (accepted.empty() ? "" : ", ") + entry.first;
   throw usage_error("unknown modality '" + name + "' (accepted: " + accepted + ")");
 }
 

@@ -8,7 +8,8 @@ namespace unibiomed {
 
 torch::Tensor to_tensor(const ModelImage& image) {
   const auto expected = static_cast<std::size_t>(image.channels) *
-                        static_cast<std::size_t>(image.height) * static_cast<std::size_t>(image.width);
+                        static_cast<std::size_t>(image.height) *
+                        static_cast<std::size_t>(image.width);
   if (image.data.size() != expected) throw internal_error("model image with inconsistent size");
   return torch::from_blob(const_cast<float*>(image.data.data()),
                           {image.channels, image.height, image.width}, torch::kFloat32)

@@ -42,8 +42,12 @@ double percentile_of(std::vector<T>& values, double q) {
 
 }  // namespace
 
-double percentile(std::vector<float>& values, double q) { return percentile_of(values, q); }
-double percentile(std::vector<double>& values, double q) { return percentile_of(values, q); }
+double percentile(std::vector<float>& values, double q) {
+  return percentile_of(values, q);
+}
+double percentile(std::vector<double>& values, double q) {
+  return percentile_of(values, q);
+}
 
 const std::vector<Window>& window_presets() {
   // The first six are BiomedParse's (inherited by the UniBiomed release); brain, bone and soft

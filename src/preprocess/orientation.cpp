@@ -150,7 +150,8 @@ Geometry reslice(const Geometry& geometry, const AxisMap& map) {
     out.size[i] = geometry.size[source];
     out.spacing[i] = geometry.spacing[source];
     const double sign = map.flip[i] ? -1.0 : 1.0;
-    for (int row = 0; row < 3; ++row) out.direction[row * 3 + i] = sign * geometry.direction[row * 3 + source];
+    for (int row = 0; row < 3; ++row)
+      out.direction[row * 3 + i] = sign * geometry.direction[row * 3 + source];
     if (map.flip[i]) first_index[source] = static_cast<double>(geometry.size[source] - 1);
   }
   out.origin = geometry.index_to_point(first_index);

@@ -73,19 +73,22 @@ std::uint8_t round_fixed(std::int64_t sum) {
 
 Image8 resize_horizontal(const Image8& in, int width) {
   const auto taps = compute_taps(in.width, width);
-  Image8 out{width, in.height, std::vector<std::uint8_t>(static_cast<std::size_t>(width) *
-                                                        static_cast<std::size_t>(in.height) * 3)};
+  Image8 out{width, in.height,
+             std::vector<std::uint8_t>(static_cast<std::size_t>(width) *
+                                       static_cast<std::size_t>(in.height) * 3)};
   for (int y = 0; y < in.height; ++y) {
-    const std::uint8_t* row = &in.rgb[static_cast<std::size_t>(y) * static_cast<std::size_t>(in.width) * 3];
+    const std::uint8_t* row =
+        &in.rgb[static_cast<std::size_t>(y) * static_cast<std::size_t>(in.width) * 3];
     std::uint8_t* dst = &out.rgb[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) * 3];
     for (int x = 0; x < width; ++x) {
       const auto& t = taps[static_cast<std::size_t>(x)];
       for (int c = 0; c < 3; ++c) {
         std::int64_t sum = std::int64_t{1} << (kPrecisionBits - 1);
         for (std::size_t k = 0; k < t.weights.size(); ++k) {
-          sum += static_cast<std::int64_t>(row[(static_cast<std::size_t>(t.first) + k) * 3 +
-                                               static_cast<std::size_t>(c)]) *
-                 t.weights[k];
+          sum +=
+              static_cast<std::int64_t>(
+                  row[(static_cast<std::size_t>(t.first) + k) * 3 + static_cast<std::size_t>(c)]) *
+              t.weights[k];
         }
         dst[static_cast<std::size_t>(x) * 3 + static_cast<std::size_t>(c)] = round_fixed(sum);
       }
@@ -97,7 +100,8 @@ Image8 resize_horizontal(const Image8& in, int width) {
 Image8 resize_vertical(const Image8& in, int height) {
   const auto taps = compute_taps(in.height, height);
   const std::size_t row_bytes = static_cast<std::size_t>(in.width) * 3;
-  Image8 out{in.width, height, std::vector<std::uint8_t>(row_bytes * static_cast<std::size_t>(height))};
+  Image8 out{in.width, height,
+             std::vector<std::uint8_t>(row_bytes * static_cast<std::size_t>(height))};
   std::vector<std::int64_t> sums(row_bytes);
   for (int y = 0; y < height; ++y) {
     const auto& t = taps[static_cast<std::size_t>(y)];
@@ -132,13 +136,15 @@ Image8 crop(const Image8& image, int x0, int y0, int width, int height) {
       y0 + height > image.height) {
     throw internal_error("crop outside the image");
   }
-  Image8 out{width, height, std::vector<std::uint8_t>(static_cast<std::size_t>(width) *
-                                                     static_cast<std::size_t>(height) * 3)};
+  Image8 out{width, height,
+             std::vector<std::uint8_t>(static_cast<std::size_t>(width) *
+                                       static_cast<std::size_t>(height) * 3)};
   for (int y = 0; y < height; ++y) {
-    const auto src = image.rgb.begin() +
-                     static_cast<std::ptrdiff_t>(((static_cast<std::size_t>(y0 + y) *
-                                                   static_cast<std::size_t>(image.width)) +
-                                                  static_cast<std::size_t>(x0)) * 3);
+    const auto src =
+        image.rgb.begin() + static_cast<std::ptrdiff_t>(((static_cast<std::size_t>(y0 + y) *
+                                                          static_cast<std::size_t>(image.width)) +
+                                                         static_cast<std::size_t>(x0)) *
+                                                        3);
     std::copy(src, src + static_cast<std::ptrdiff_t>(width) * 3,
               out.rgb.begin() + static_cast<std::ptrdiff_t>(y) * width * 3);
   }

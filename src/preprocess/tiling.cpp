@@ -13,8 +13,8 @@ TileGrid closest_tile_grid(int width, int height, const TilingOptions& options) 
   if (width <= 0 || height <= 0) throw internal_error("tile grid of an empty image");
   if (options.min_tiles < 1 || options.max_tiles < options.min_tiles) {
     throw usage_error("tile counts must satisfy 1 <= min <= max (got " +
-                      std::to_string(options.min_tiles) + ".." +
-                      std::to_string(options.max_tiles) + ")");
+                      std::to_string(options.min_tiles) + ".." + std::to_string(options.max_tiles) +
+                      ")");
   }
   // Candidate grids in order of tile count. InternVL sorts a Python set by i*j, which leaves the
   // order inside one count to the set's hashing. It matters only when two grids of one count tie
@@ -68,7 +68,8 @@ ModelImage normalize_imagenet(const Image8& image) {
   out.channels = 3;
   out.height = image.height;
   out.width = image.width;
-  const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+  const std::size_t plane =
+      static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
   out.data.resize(plane * 3);
   for (std::size_t p = 0; p < plane; ++p) {
     for (std::size_t c = 0; c < 3; ++c) {

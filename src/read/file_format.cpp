@@ -123,7 +123,8 @@ FileFormat format_from_content(const std::filesystem::path& path) {
   if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
     return FileFormat::JPEG;
   if (starts_with(bytes, 0, "II*") || starts_with(bytes, 0, "MM")) {
-    if (bytes.size() >= 4 && ((bytes[0] == 'I' && bytes[3] == 0) || (bytes[0] == 'M' && bytes[2] == 0 && bytes[3] == 42)))
+    if (bytes.size() >= 4 && ((bytes[0] == 'I' && bytes[3] == 0) ||
+                              (bytes[0] == 'M' && bytes[2] == 0 && bytes[3] == 42)))
       return FileFormat::TIFF;
   }
   if (starts_with(bytes, 0, "BM") && bytes.size() >= 26) return FileFormat::BMP;
@@ -161,7 +162,8 @@ void check_gzip_stream(const std::filesystem::path& path) {
   int code = 0;
   gzerror(file.get(), &code);
   if (gzclose_r(file.release()) != Z_OK || code != Z_OK) {
-    throw input_error(path.string() + ": truncated gzip data (the stream ends before its end marker)");
+    throw input_error(path.string() +
+                      ": truncated gzip data (the stream ends before its end marker)");
   }
 }
 

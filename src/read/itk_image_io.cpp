@@ -92,8 +92,8 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
   try {
     io.ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot read the " + format_name + " header (" +
-                      e.GetDescription() + ")");
+    throw input_error(what + ": cannot read the " + format_name + " header (" + e.GetDescription() +
+                      ")");
   }
 
   const unsigned dims = io.GetNumberOfDimensions();
@@ -109,8 +109,8 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
   const auto pixel = io.GetPixelType();
   const bool colour = pixel == itk::IOPixelEnum::RGB || pixel == itk::IOPixelEnum::RGBA;
   if (!colour && components != 1) {
-    throw input_error(what + ": " + std::to_string(components) +
-                      " components per voxel (" + itk::ImageIOBase::GetPixelTypeAsString(pixel) +
+    throw input_error(what + ": " + std::to_string(components) + " components per voxel (" +
+                      itk::ImageIOBase::GetPixelTypeAsString(pixel) +
                       "); only scalar, RGB and RGBA images are supported");
   }
 
@@ -139,8 +139,8 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
   if (frames > 1) {
     frame = options.frame.value_or(0);
     if (frame >= frames) {
-      throw usage_error(what + ": frame " + std::to_string(frame) + " requested but the image has " +
-                        std::to_string(frames) + " frames");
+      throw usage_error(what + ": frame " + std::to_string(frame) +
+                        " requested but the image has " + std::to_string(frames) + " frames");
     }
     volume.source.frame_used = frame;
     volume.source.warnings.push_back("4-D image with " + std::to_string(frames) +

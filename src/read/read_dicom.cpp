@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -123,7 +123,8 @@ Volume read_dicom_file(const std::filesystem::path& path, const ReadOptions& opt
     throw Error(e.kind(), std::string(e.what()) + " [transfer syntax " + syntax + "]");
   }
   describe_dicom(*io, path.string(), volume);
-  if (volume.source.photometric == "PALETTE COLOR") volume.source.photometric += " (expanded to RGB)";
+  if (volume.source.photometric == "PALETTE COLOR")
+    volume.source.photometric += " (expanded to RGB)";
   return volume;
 }
 
@@ -138,7 +139,8 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
     names->SetDirectory(what);
     uids = names->GetSeriesUIDs();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot scan the folder for DICOM series (" + e.GetDescription() + ")");
+    throw input_error(what + ": cannot scan the folder for DICOM series (" + e.GetDescription() +
+                      ")");
   }
   if (uids.empty()) throw input_error(what + ": folder holds no DICOM images");
 
@@ -165,7 +167,8 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
   try {
     io->ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(files.front() + ": cannot read the DICOM header (" + e.GetDescription() + ")");
+    throw input_error(files.front() + ": cannot read the DICOM header (" + e.GetDescription() +
+                      ")");
   }
   if (io->GetNumberOfComponents() != 1) {
     throw input_error(what + ": colour DICOM series are not supported; give one file instead");

@@ -12,7 +12,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_gz_suffix(const fs::path& path) { return path.extension() == ".gz" || path.extension() == ".GZ"; }
+bool has_gz_suffix(const fs::path& path) {
+  return path.extension() == ".gz" || path.extension() == ".GZ";
+}
 
 FileFormat checked_format(const fs::path& path) {
   const std::string name = path.string();
@@ -26,10 +28,11 @@ FileFormat checked_format(const fs::path& path) {
   const FileFormat by_content = format_from_content(path);
   if (by_content == FileFormat::Unknown) {
     if (by_name != FileFormat::Unknown && by_name != FileFormat::Gzip) {
-      throw input_error(name + ": named as " + to_string(by_name) +
-                        " but its content is not a " + to_string(by_name) + " file");
+      throw input_error(name + ": named as " + to_string(by_name) + " but its content is not a " +
+                        to_string(by_name) + " file");
     }
-    throw input_error(name + ": unrecognised file format (supported: NIfTI, NRRD, MetaImage, "
+    throw input_error(name +
+                      ": unrecognised file format (supported: NIfTI, NRRD, MetaImage, "
                       "DICOM, PNG, JPEG, TIFF, BMP)");
   }
   if (by_name != FileFormat::Unknown && by_name != FileFormat::Gzip && by_name != by_content) {

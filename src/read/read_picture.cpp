@@ -1,12 +1,11 @@
 // 2-D pictures (PNG, JPEG, TIFF, BMP; 8 or 16 bit, grey or colour) through OpenCV.
+#include <array>
+#include <cstdint>
+#include <fstream>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <array>
-#include <cstdint>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,12 +25,13 @@ std::vector<std::uint8_t> read_head(const std::filesystem::path& path, std::size
 }
 
 std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t o) {
-  return (std::uint32_t{b[o]} << 24) | (std::uint32_t{b[o + 1]} << 16) | (std::uint32_t{b[o + 2]} << 8) |
-         std::uint32_t{b[o + 3]};
+  return (std::uint32_t{b[o]} << 24) | (std::uint32_t{b[o + 1]} << 16) |
+         (std::uint32_t{b[o + 2]} << 8) | std::uint32_t{b[o + 3]};
 }
 std::int32_t le32(const std::vector<std::uint8_t>& b, std::size_t o) {
   return static_cast<std::int32_t>(std::uint32_t{b[o]} | (std::uint32_t{b[o + 1]} << 8) |
-                                   (std::uint32_t{b[o + 2]} << 16) | (std::uint32_t{b[o + 3]} << 24));
+                                   (std::uint32_t{b[o + 2]} << 16) |
+                                   (std::uint32_t{b[o + 3]} << 24));
 }
 
 // Width and height from the header, for the formats where that is cheap, so that a zero or
@@ -52,7 +52,8 @@ std::optional<std::array<std::int64_t, 2>> header_size(const std::filesystem::pa
       const std::uint8_t marker = b[o + 1];
       const std::size_t length = (std::size_t{b[o + 2]} << 8) | b[o + 3];
       if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
-        return {{(std::int64_t{b[o + 7]} << 8) | b[o + 8], (std::int64_t{b[o + 5]} << 8) | b[o + 6]}};
+        return {
+            {(std::int64_t{b[o + 7]} << 8) | b[o + 8], (std::int64_t{b[o + 5]} << 8) | b[o + 6]}};
       }
       o += 2 + length;
     }
@@ -80,7 +81,8 @@ std::string depth_name(int depth) {
 bool is_grey(const cv::Mat& colour) {
   std::vector<cv::Mat> planes;
   cv::split(colour, planes);
-  return cv::countNonZero(planes[0] != planes[1]) == 0 && cv::countNonZero(planes[1] != planes[2]) == 0;
+  return cv::countNonZero(planes[0] != planes[1]) == 0 &&
+         cv::countNonZero(planes[1] != planes[2]) == 0;
 }
 
 }  // namespace
@@ -104,7 +106,8 @@ Volume read_picture(const std::filesystem::path& path, FileFormat format,
     throw input_error(what + ": cannot decode the " + to_string(format) +
                       " image (corrupt, truncated or unsupported)");
   }
-  check_dimensions(what, {static_cast<std::size_t>(image.cols), static_cast<std::size_t>(image.rows)},
+  check_dimensions(what,
+                   {static_cast<std::size_t>(image.cols), static_cast<std::size_t>(image.rows)},
                    static_cast<std::size_t>(image.channels()), options);
 
   Volume volume;
@@ -145,12 +148,13 @@ Volume read_picture(const std::filesystem::path& path, FileFormat format,
                           static_cast<std::size_t>(as_float.rows), 1};
   volume.voxels.resize(static_cast<std::size_t>(as_float.total()) *
                        static_cast<std::size_t>(volume.channels));
-  const std::size_t row_values = static_cast<std::size_t>(as_float.cols) *
-                                 static_cast<std::size_t>(volume.channels);
+  const std::size_t row_values =
+      static_cast<std::size_t>(as_float.cols) * static_cast<std::size_t>(volume.channels);
   for (int y = 0; y < as_float.rows; ++y) {
     const float* row = as_float.ptr<float>(y);
-    std::copy(row, row + row_values, volume.voxels.begin() + static_cast<std::ptrdiff_t>(y) *
-                                                               static_cast<std::ptrdiff_t>(row_values));
+    std::copy(row, row + row_values,
+              volume.voxels.begin() +
+                  static_cast<std::ptrdiff_t>(y) * static_cast<std::ptrdiff_t>(row_values));
   }
   return volume;
 }

@@ -97,18 +97,21 @@ std::string format_description(const nlohmann::json& d) {
                     d["photometric"].get<std::string>() + ")");
   std::string size = join(d["size"], " x ");
   size += "  (" + std::to_string(d["dimensions"].get<int>()) + "-D, " +
-          std::to_string(d["channels"].get<int>()) + (d["channels"] == 1 ? " channel)" : " channels)");
+          std::to_string(d["channels"].get<int>()) +
+          (d["channels"] == 1 ? " channel)" : " channels)");
   row("size", size);
   row("spacing", join(d["spacing_mm"], " x ") + " mm");
   row("origin", join(d["origin_mm"], ", ") + " mm");
   std::ostringstream direction;
   direction << d["orientation"].get<std::string>() << "  [" << join(d["direction"], " ") << "]";
   row("orientation", direction.str());
-  row("modality", d["modality"].get<std::string>() + "  (" + d["modality_source"].get<std::string>() + ")");
+  row("modality",
+      d["modality"].get<std::string>() + "  (" + d["modality_source"].get<std::string>() + ")");
   if (d.contains("frames")) {
     std::string frames = std::to_string(d["frames"].get<std::size_t>());
     if (d.contains("multiframe")) frames += " (multi-frame: time, not space)";
-    if (d.contains("frame_used")) frames += ", frame " + std::to_string(d["frame_used"].get<std::size_t>()) + " used";
+    if (d.contains("frame_used"))
+      frames += ", frame " + std::to_string(d["frame_used"].get<std::size_t>()) + " used";
     row("frames", frames);
   }
   if (d.contains("dicom")) {
@@ -131,8 +134,8 @@ std::string format_description(const nlohmann::json& d) {
   const auto& intensity = d["intensity"];
   if (intensity.contains("min")) {
     std::ostringstream range;
-    range << intensity["min"].get<double>() << " .. " << intensity["max"].get<double>()
-          << ", mean " << intensity["mean"].get<double>();
+    range << intensity["min"].get<double>() << " .. " << intensity["max"].get<double>() << ", mean "
+          << intensity["mean"].get<double>();
     row("intensity", range.str());
     std::ostringstream pct;
     bool first = true;
@@ -143,7 +146,8 @@ std::string format_description(const nlohmann::json& d) {
     row("percentiles", pct.str());
   }
   if (intensity["nonfinite_replaced"].get<std::size_t>() > 0) {
-    row("non-finite", std::to_string(intensity["nonfinite_replaced"].get<std::size_t>()) + " voxels replaced");
+    row("non-finite",
+        std::to_string(intensity["nonfinite_replaced"].get<std::size_t>()) + " voxels replaced");
   }
   for (const auto& warning : d["warnings"]) row("warning", warning.get<std::string>());
   return out.str();

@@ -42,8 +42,7 @@ void write_atomically(const fs::path& target, const std::function<void(const fs:
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) throw output_error(folder.string() + ": cannot create the folder (" + ec.message() + ")");
-  const fs::path temp =
-      folder / ("." + stem + ".tmp" + std::to_string(::getpid()) + ext);
+  const fs::path temp = folder / ("." + stem + ".tmp" + std::to_string(::getpid()) + ext);
   try {
     write(temp);
     sync_file(temp);

@@ -1,10 +1,9 @@
 // Overlay pictures: masks filled semi-transparently in their own colours, outlined, named in a
 // legend; for volumes, a montage of the slices that hold them.
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <vector>
 
@@ -66,8 +65,8 @@ void draw_legend(cv::Mat& bgr, const std::vector<std::string>& names,
     cv::Mat roi = bgr(box & cv::Rect(0, 0, bgr.cols, bgr.rows));
     roi *= 0.3;  // darken behind the text
     cv::rectangle(bgr, cv::Rect(8, y + 4, line - 8, line - 8), bgr_colour(v), cv::FILLED);
-    cv::putText(bgr, text, cv::Point(8 + line, y + line - 7), cv::FONT_HERSHEY_SIMPLEX,
-                scale * 0.6, cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+    cv::putText(bgr, text, cv::Point(8 + line, y + line - 7), cv::FONT_HERSHEY_SIMPLEX, scale * 0.6,
+                cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
     y += line + 2;
   }
 }
@@ -76,8 +75,16 @@ void draw_legend(cv::Mat& bgr, const std::vector<std::string>& names,
 
 std::array<std::uint8_t, 3> label_colour(std::size_t label) {
   static const std::array<std::array<std::uint8_t, 3>, 10> kPalette = {{
-      {230, 25, 75}, {60, 180, 75}, {255, 225, 25}, {0, 130, 200}, {245, 130, 48},
-      {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
+      {230, 25, 75},
+      {60, 180, 75},
+      {255, 225, 25},
+      {0, 130, 200},
+      {245, 130, 48},
+      {145, 30, 180},
+      {70, 240, 240},
+      {240, 50, 230},
+      {210, 245, 60},
+      {250, 190, 212},
   }};
   return kPalette[(label == 0 ? 0 : label - 1) % kPalette.size()];
 }
@@ -102,7 +109,8 @@ Image8 render_overlay(const Image8& picture, const LabelMap& labels) {
 
 Image8 render_montage(const Volume& display, const LabelMap& labels, int max_slices) {
   const auto& size = labels.geometry.size;
-  if (size != display.geometry.size) throw internal_error("montage: label map and volume differ in size");
+  if (size != display.geometry.size)
+    throw internal_error("montage: label map and volume differ in size");
   const std::size_t plane = size[0] * size[1];
   std::vector<std::size_t> occupied;
   std::vector<bool> present(std::max<std::size_t>(labels.names.size(), 1), false);
@@ -119,12 +127,15 @@ Image8 render_montage(const Volume& display, const LabelMap& labels, int max_sli
   }
   if (occupied.empty()) occupied.push_back(size[2] / 2);  // nothing found: show the middle
   std::vector<std::size_t> chosen;
-  const std::size_t count = std::min<std::size_t>(occupied.size(), static_cast<std::size_t>(max_slices));
+  const std::size_t count =
+      std::min<std::size_t>(occupied.size(), static_cast<std::size_t>(max_slices));
   for (std::size_t i = 0; i < count; ++i) {
-    chosen.push_back(occupied[count == 1 ? occupied.size() / 2 : i * (occupied.size() - 1) / (count - 1)]);
+    chosen.push_back(
+        occupied[count == 1 ? occupied.size() / 2 : i * (occupied.size() - 1) / (count - 1)]);
   }
   const int cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(chosen.size()))));
-  const int rows = static_cast<int>((chosen.size() + static_cast<std::size_t>(cols) - 1) / static_cast<std::size_t>(cols));
+  const int rows = static_cast<int>((chosen.size() + static_cast<std::size_t>(cols) - 1) /
+                                    static_cast<std::size_t>(cols));
   const int w = static_cast<int>(size[0]);
   const int h = static_cast<int>(size[1]);
   cv::Mat montage(rows * h, cols * w, CV_8UC3, cv::Scalar(0, 0, 0));

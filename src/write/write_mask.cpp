@@ -7,7 +7,6 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
 #include <string>
 
 #include "unibiomed/error.h"
@@ -32,8 +31,9 @@ itk::ImageIOBase::Pointer io_for(const std::filesystem::path& path) {
 
 void check_size(const LabelMap& labels, const std::filesystem::path& path) {
   if (labels.labels.size() != labels.geometry.voxel_count()) {
-    throw internal_error(path.string() + ": label map holds " + std::to_string(labels.labels.size()) +
-                         " values for a grid of " + std::to_string(labels.geometry.voxel_count()));
+    throw internal_error(path.string() + ": label map holds " +
+                         std::to_string(labels.labels.size()) + " values for a grid of " +
+                         std::to_string(labels.geometry.voxel_count()));
   }
 }
 
@@ -79,8 +79,9 @@ void write_label_map(const LabelMap& labels, const std::filesystem::path& path) 
 void write_label_png(const LabelMap& labels, const std::filesystem::path& path) {
   check_size(labels, path);
   if (labels.geometry.size[2] != 1) throw usage_error(path.string() + ": a PNG mask must be 2-D");
-  const cv::Mat mask(static_cast<int>(labels.geometry.size[1]), static_cast<int>(labels.geometry.size[0]),
-                     CV_8UC1, const_cast<std::uint8_t*>(labels.labels.data()));
+  const cv::Mat mask(static_cast<int>(labels.geometry.size[1]),
+                     static_cast<int>(labels.geometry.size[0]), CV_8UC1,
+                     const_cast<std::uint8_t*>(labels.labels.data()));
   write_atomically(path, [&](const std::filesystem::path& temp) {
     if (!cv::imwrite(temp.string(), mask)) throw output_error("OpenCV could not write the PNG");
   });

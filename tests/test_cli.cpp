@@ -131,3 +131,26 @@ TEST(CliInfo, DescribesTheCh2Scan) {
 }
 
 }  // namespace
+
+namespace {
+
+using unibiomed::test::sample;
+
+TEST(CliBadInput, DicomWithoutAnImageNamesWhatItIs) {
+  expect_input_error(sample("pydicom/rtstruct.dcm"),
+                     "DICOM file without an image (RTSTRUCT, RT Structure Set Storage)");
+  expect_input_error(sample("pydicom/waveform_ecg.dcm"), "without an image (ECG");
+}
+TEST(CliBadInput, HeadersThatMakeGdcmAbortAreRefusedFirst) {
+  // GDCM asserts (and aborts) on a frame increment pointer without a number of frames.
+  expect_input_error(sample("pydicom/rtdose_1frame.dcm"),
+                     "Frame Increment Pointer but no Number of Frames");
+}
+TEST(CliBadInput, UnsupportedVariantsSayWhatToDo) {
+  expect_input_error(sample("nibabel/siemens_dwi_1000.dcm.gz"), "decompress it first");
+  expect_input_error(sample("nibabel/example_nifti2.nii.gz"), "NIfTI-2 is not supported");
+  expect_input_error(sample("nibabel/nifti1.hdr"), "without its data file nifti1.img");
+  expect_input_error(sample("skimage/truncated.jpg"), "cannot decode the JPEG image");
+}
+
+}  // namespace

@@ -114,8 +114,11 @@ FileFormat format_from_content(const std::filesystem::path& path) {
     const auto header_size = read_u32(bytes, 0, big);
     if (header_size == 348 && (starts_with(bytes, 344, "n+1") || starts_with(bytes, 344, "ni1")))
       return FileFormat::NIfTI;
-    if (header_size == 540 && (starts_with(bytes, 4, "n+2") || starts_with(bytes, 4, "ni2")))
-      return FileFormat::NIfTI;
+    if (header_size == 540 && (starts_with(bytes, 4, "n+2") || starts_with(bytes, 4, "ni2"))) {
+      throw input_error(path.string() +
+                        ": NIfTI-2 is not supported by the ITK this was built with; "
+                        "convert it to NIfTI-1");
+    }
   }
   if (starts_with(bytes, 0, "NRRD000")) return FileFormat::NRRD;
   if (starts_with(bytes, 128, "DICM")) return FileFormat::DICOM;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "quiet_stderr.h"
 #include "reader_internal.h"
 #include "unibiomed/error.h"
 
@@ -55,6 +56,16 @@ void convert(itk::IOComponentEnum type, const std::vector<char>& bytes, std::siz
 
 }  // namespace
 
+std::string itk_reason(const itk::ExceptionObject& error) {
+  std::string text = error.GetDescription();
+  if (text.rfind("ITK ERROR: ", 0) == 0) {
+    const auto end = text.find("): ");
+    if (end != std::string::npos) text = text.substr(end + 3);
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 std::string component_name(itk::IOComponentEnum type) {
   using C = itk::IOComponentEnum;
   switch (type) {
@@ -90,9 +101,10 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
   const std::string what = path.string();
   io.SetFileName(what);
   try {
+    const QuietStderr quiet;
     io.ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot read the " + format_name + " header (" + e.GetDescription() +
+    throw input_error(what + ": cannot read the " + format_name + " header (" + itk_reason(e) +
                       ")");
   }
 
@@ -122,10 +134,11 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
   }
   io.SetIORegion(region);
   try {
+    const QuietStderr quiet;
     io.Read(bytes.data());
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot read the " + format_name + " pixel data (" +
-                      e.GetDescription() + ")");
+    throw input_error(what + ": cannot read the " + format_name + " pixel data (" + itk_reason(e) +
+                      ")");
   }
 
   Volume volume;

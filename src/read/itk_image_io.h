@@ -18,4 +18,7 @@ Volume read_with_image_io(itk::ImageIOBase& io, const std::filesystem::path& pat
 
 std::string component_name(itk::IOComponentEnum type);
 
+// An ITK exception's description without its "ITK ERROR: Class(0x...): " prefix.
+std::string itk_reason(const itk::ExceptionObject& error);
+
 }  // namespace unibiomed::detail

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "itk_image_io.h"
+#include "quiet_stderr.h"
 #include "reader_internal.h"
 #include "unibiomed/error.h"
 
@@ -51,6 +52,51 @@ std::string transfer_syntax_of(const std::string& file) {
   gdcm::UIDs known;
   if (uid.empty() || !known.SetFromUID(uid.c_str())) return uid;
   return uid + " (" + known.GetName() + ")";
+}
+
+std::string element_text(const gdcm::DataSet& dataset, gdcm::Tag tag) {
+  if (!dataset.FindDataElement(tag)) return "";
+  const gdcm::ByteValue* value = dataset.GetDataElement(tag).GetByteValue();
+  if (value == nullptr) return "";
+  std::string text(value->GetPointer(), value->GetLength());
+  const auto last = text.find_last_not_of(std::string(" \0", 2));
+  return last == std::string::npos ? "" : text.substr(0, last + 1);
+}
+
+// Looks at the header before ITK does, to refuse with a clear reason the files that hold no
+// image (structure sets, reports, plans, waveforms) and those whose header makes GDCM abort
+// (a frame increment pointer without a number of frames).
+void screen_dicom_header(const std::filesystem::path& path) {
+  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+  gdcm::Reader header;
+  header.SetFileName(path.c_str());
+  if (!header.ReadUpToTag(gdcm::Tag(0x0028, 0xffff))) {
+    throw input_error(path.string() + ": not a readable DICOM file (GDCM cannot parse its header)");
+  }
+  const gdcm::DataSet& dataset = header.GetFile().GetDataSet();
+  // Whether Pixel Data is there, without reading its value (GDCM cannot skip through a
+  // deflated data set; those are left to the full read).
+  gdcm::Reader presence;
+  presence.SetFileName(path.c_str());
+  const bool deflated = header.GetFile().GetHeader().GetDataSetTransferSyntax() ==
+                        gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian;
+  if (!deflated && presence.ReadSelectedTags({pixel_data}, false) &&
+      !presence.GetFile().GetDataSet().FindDataElement(pixel_data)) {
+    std::string what = element_text(dataset, gdcm::Tag(0x0008, 0x0060));
+    const std::string sop_class = element_text(dataset, gdcm::Tag(0x0008, 0x0016));
+    gdcm::UIDs uid;
+    if (!sop_class.empty() && uid.SetFromUID(sop_class.c_str()) && uid.GetName() != nullptr) {
+      what += std::string(what.empty() ? "" : ", ") + uid.GetName();
+    }
+    throw input_error(path.string() + ": DICOM file without an image" +
+                      (what.empty() ? std::string() : " (" + what + ")"));
+  }
+  if (dataset.FindDataElement(gdcm::Tag(0x0028, 0x0009)) &&
+      !dataset.FindDataElement(gdcm::Tag(0x0028, 0x0008))) {
+    throw input_error(path.string() +
+                      ": DICOM header has a Frame Increment Pointer but no Number of Frames; "
+                      "not supported");
+  }
 }
 
 // Fills the DICOM-specific fields of the source description from the header of `io`.
@@ -109,9 +155,15 @@ void warn_if_uneven_spacing(const std::vector<itk::MetaDataDictionary*>& slices,
 
 Volume read_dicom_file(const std::filesystem::path& path, const ReadOptions& options) {
   quiet_libraries();
+  screen_dicom_header(path);
   auto io = itk::GDCMImageIO::New();
-  if (!io->CanReadFile(path.c_str())) {
-    throw input_error(path.string() + ": not a DICOM file that GDCM can read");
+  bool readable = false;
+  {
+    const QuietStderr quiet;  // CanReadFile decodes, and OpenJPEG talks
+    readable = io->CanReadFile(path.c_str());
+  }
+  if (!readable) {
+    throw input_error(path.string() + ": GDCM cannot read the image of this DICOM file");
   }
   Volume volume;
   try {
@@ -139,8 +191,7 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
     names->SetDirectory(what);
     uids = names->GetSeriesUIDs();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot scan the folder for DICOM series (" + e.GetDescription() +
-                      ")");
+    throw input_error(what + ": cannot scan the folder for DICOM series (" + itk_reason(e) + ")");
   }
   if (uids.empty()) throw input_error(what + ": folder holds no DICOM images");
 
@@ -167,8 +218,7 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
   try {
     io->ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(files.front() + ": cannot read the DICOM header (" + e.GetDescription() +
-                      ")");
+    throw input_error(files.front() + ": cannot read the DICOM header (" + itk_reason(e) + ")");
   }
   if (io->GetNumberOfComponents() != 1) {
     throw input_error(what + ": colour DICOM series are not supported; give one file instead");
@@ -180,10 +230,11 @@ Volume read_dicom_folder(const std::filesystem::path& folder, const ReadOptions&
   reader->SetImageIO(io);
   reader->SetFileNames(files);
   try {
+    const QuietStderr quiet;
     reader->Update();
   } catch (const itk::ExceptionObject& e) {
-    throw input_error(what + ": cannot read the DICOM series " + chosen + " (" +
-                      e.GetDescription() + ")");
+    throw input_error(what + ": cannot read the DICOM series " + chosen + " (" + itk_reason(e) +
+                      ")");
   }
   const Image* image = reader->GetOutput();
 

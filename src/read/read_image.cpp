@@ -39,6 +39,10 @@ FileFormat checked_format(const fs::path& path) {
     throw input_error(name + ": named as " + to_string(by_name) + " but its content is " +
                       to_string(by_content));
   }
+  if (has_gz_suffix(path) && by_content != FileFormat::NIfTI) {
+    throw input_error(name + ": gzip-compressed " + to_string(by_content) +
+                      " is not supported (only NIfTI may be gzipped); decompress it first");
+  }
   return by_content;
 }
 

@@ -7,6 +7,21 @@
 #include "unibiomed/error.h"
 
 namespace unibiomed::detail {
+namespace {
+
+// A NIfTI .hdr needs its .img (or .img.gz) beside it.
+void check_nifti_companion(const std::filesystem::path& path) {
+  std::filesystem::path data = path;
+  if (path.extension() == ".hdr") {
+    data.replace_extension(".img");
+    if (!std::filesystem::exists(data) && !std::filesystem::exists(data.string() + ".gz")) {
+      throw input_error(path.string() + ": NIfTI header without its data file " +
+                        data.filename().string());
+    }
+  }
+}
+
+}  // namespace
 
 Volume read_itk_file(const std::filesystem::path& path, FileFormat format,
                      const ReadOptions& options) {
@@ -24,6 +39,7 @@ Volume read_itk_file(const std::filesystem::path& path, FileFormat format,
     default:
       throw internal_error(path.string() + ": not an ITK volume format");
   }
+  if (format == FileFormat::NIfTI) check_nifti_companion(path);
   if (!io->CanReadFile(path.c_str())) {
     throw input_error(path.string() + ": not a valid " + to_string(format) + " file");
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "quiet_stderr.h"
 #include "reader_internal.h"
 #include "unibiomed/error.h"
 
@@ -98,6 +99,7 @@ Volume read_picture(const std::filesystem::path& path, FileFormat format,
   }
   cv::Mat image;
   try {
+    const QuietStderr quiet;
     image = cv::imread(what, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     throw input_error(what + ": cannot decode the " + to_string(format) + " image (" + e.msg + ")");

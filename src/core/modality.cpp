@@ -4,24 +4,12 @@
 #include <utility>
 #include <vector>
 
+#include "text.h"
 #include "unibiomed/error.h"
 #include "unibiomed/volume.h"
 
 namespace unibiomed {
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-std::string trim(const std::string& text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return text.substr(first, last - first + 1);
-}
 
 // Names accepted by --modality, and the canonical name printed for each.
 const std::vector<std::pair<std::string, Modality>>& modality_names() {
@@ -79,7 +67,7 @@ std::string to_string(Modality modality) {
 }
 
 Modality parse_modality(const std::string& name) {
-  const std::string key = lower(trim(name));
+  const std::string key = detail::to_lower(detail::trim(name));
   for (const auto& [text, modality] : modality_names()) {
     if (text == key) return modality;
   }
@@ -90,7 +78,7 @@ Modality parse_modality(const std::string& name) {
 }
 
 Modality modality_from_dicom(const std::string& code) {
-  const std::string key = trim(code);
+  const std::string key = detail::trim(code);
   if (key == "CT") return Modality::CT;
   if (key == "MR") return Modality::MR;
   if (key == "CR" || key == "DX" || key == "XA" || key == "RF" || key == "MG" || key == "RG" ||

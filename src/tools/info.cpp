@@ -49,7 +49,8 @@ nlohmann::json describe_volume(const Volume& volume) {
   d["direction"] = direction;
   d["orientation"] = g.orientation_code();
   d["modality"] = to_string(volume.modality);
-  d["modality_source"] = s.modality_source.empty() ? "not in the file; use --modality" : s.modality_source;
+  d["modality_source"] =
+      s.modality_source.empty() ? "not in the file; use --modality" : s.modality_source;
   if (s.multiframe || s.frames_total > 1) d["frames"] = s.frames_total;
   if (s.multiframe) d["multiframe"] = true;
   if (s.frame_used) d["frame_used"] = *s.frame_used;

@@ -1,0 +1,1 @@
+"""SAM2 (Hiera image encoder, prompt encoder, mask decoder, memory encoder and attention)."""

@@ -100,7 +100,8 @@ def from_hf_config(folder: str) -> ModelConfig:
 
     The vision and language sizes are read from ``vision_config`` and ``llm_config`` (as in
     InternVL/Sa2VA ``config.json``); SAM2 is not described there (the release hard-codes Hiera-L),
-    so it takes :class:`Sam2Config`'s real defaults.
+    so it takes :class:`Sam2Config`'s real defaults unless the file has this project's
+    ``sam2_config`` extension (see hf_folder.py).
     """
     path = os.path.join(folder, "config.json")
     with open(path, encoding="utf-8") as f:
@@ -136,6 +137,9 @@ def from_hf_config(folder: str) -> ModelConfig:
     if arch and "Qwen2" not in arch[0]:
         raise ValueError(f"{path}: language model {arch[0]} is not supported yet (Qwen2 only)")
     sam = Sam2Config()
+    if "sam2_config" in cfg:  # this project's extension (hf_folder.py); releases use Hiera-L
+        sam = ModelConfig.from_dict({"vision": {}, "language": {}, "grounding": {},
+                                     "sam": cfg["sam2_config"]}).sam
     config = ModelConfig(vision, language,
                          GroundingConfig(in_dim=language.hidden_size, out_dim=sam.hidden_dim), sam)
     config.validate()

@@ -3,16 +3,38 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <torch/types.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace unibiomed::test {
+
+// tests/data/<name>: the committed goldens, tiny bundle and its goldens.
+inline std::filesystem::path test_data(const std::string& name) {
+  return std::filesystem::path(UNIBIOMED_SOURCE_DIR) / "tests" / "data" / name;
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  return nlohmann::json::parse(in);
+}
+
+// Largest absolute difference relative to the reference's largest magnitude (elementwise
+// relative error means nothing for values that cross zero).
+inline double relative_error(const torch::Tensor& got, const torch::Tensor& ref) {
+  const double scale = ref.abs().max().item<double>();
+  const double err = (got.to(torch::kFloat64) - ref.to(torch::kFloat64)).abs().max().item<double>();
+  return err / std::max(scale, 1e-6);
+}
 
 inline std::filesystem::path golden_dir() {
   return std::filesystem::path(UNIBIOMED_SOURCE_DIR) / "tests" / "data" / "golden";

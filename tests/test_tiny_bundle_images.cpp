@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
 #include "unibiomed/model_input.h"
 #include "unibiomed/preprocess.h"
 #include "unibiomed/read.h"
@@ -18,20 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using unibiomed::test::read_json;
+using unibiomed::test::relative_error;
+
 fs::path data_dir(const std::string& name) {
-  return fs::path(UNIBIOMED_SOURCE_DIR) / "tests" / "data" / name;
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path.string());
-  return nlohmann::json::parse(in);
-}
-
-double relative_error(const torch::Tensor& got, const torch::Tensor& ref) {
-  const double scale = ref.abs().max().item<double>();
-  const double err = (got.to(torch::kFloat64) - ref.to(torch::kFloat64)).abs().max().item<double>();
-  return err / std::max(scale, 1e-6);
+  return unibiomed::test::test_data(name);
 }
 
 TEST(TinyBundleImages, PreprocessingVisionAndSamMatchTheReference) {

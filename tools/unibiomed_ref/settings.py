@@ -8,7 +8,7 @@ them back so that the Python pipeline can run on a bundle exactly as the engine 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 from unibiomed_ref.prompt import ChatSettings
 
@@ -120,3 +120,20 @@ class InferenceSettings:
             num_maskmem=int(sam["num_maskmem"]),
             max_obj_ptrs=int(sam["max_obj_ptrs"]),
         )
+
+
+def settings_for_config(config: Any, eos_ids: Sequence[int], **overrides: Any) -> InferenceSettings:
+    """The release's settings for a model of ``config`` (a :class:`config.ModelConfig`): image
+    sizes, tokens per tile and SAM2 sizes follow the architecture; ``overrides`` replace any
+    other field (e.g. ``chat``, ``max_tiles``)."""
+    lang = config.language
+    values: Dict[str, Any] = dict(
+        chat=ChatSettings(),
+        language=LanguageShape(lang.num_hidden_layers, lang.num_key_value_heads, lang.head_dim,
+                               lang.hidden_size, lang.vocab_size),
+        eos_token_ids=tuple(eos_ids), tile_size=config.vision.image_size,
+        tokens_per_tile=config.vision.tokens_per_tile, sam_image_size=config.sam.image_size,
+        sam_low_res_size=config.sam.image_size // 4, language_embed_dim=config.sam.hidden_dim,
+        num_maskmem=config.sam.num_maskmem, max_obj_ptrs=config.sam.max_obj_ptrs_in_encoder)
+    values.update(overrides)
+    return InferenceSettings(**values)

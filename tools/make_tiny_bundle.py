@@ -152,7 +152,10 @@ def main(argv: List[str] | None = None) -> int:
             diffs += [f"{key}/{d}" for d in compare_trees(path, os.path.join(args.out,
                                                                               os.path.basename(path)))]
         if diffs:
-            print("tiny bundle differs from the committed one: " + ", ".join(diffs))
+            blas = os.path.realpath("/etc/alternatives/libblas.so.3-x86_64-linux-gnu")
+            print("tiny bundle differs from the committed one: " + ", ".join(diffs) +
+                  f" (the committed one was made with OpenBLAS, libopenblas0-openmp, one thread; "
+                  f"this machine's BLAS is {blas})")
             return 1
         print("tiny bundle and goldens regenerate identically")
         return 0

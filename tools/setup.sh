@@ -19,7 +19,7 @@ done
 
 packages=(
   build-essential cmake pkg-config ninja-build clang-format
-  libtorch-dev
+  libtorch-dev libopenblas0-openmp
   libopencv-dev
   libinsighttoolkit5-dev libgdcm-dev libgdcm-tools
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev

@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -71,6 +72,23 @@ def script_part(module: torch.nn.Module, dtype: torch.dtype) -> torch.jit.Script
     return torch.jit.script(module)
 
 
+def strip_debug_info(path: str) -> None:
+    """Remove TorchScript's ``.debug_pkl`` records from a saved module, in place.
+
+    They hold the absolute paths of the Python sources that were scripted, which would make a
+    bundle's bytes depend on where the repository was checked out (and leak that path). The
+    records are optional: modules load and run the same without them.
+    """
+    tmp = path + ".strip"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED,
+                                                       allowZip64=True) as zout:
+        for info in zin.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                with zin.open(info) as src, zout.open(info, "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 24)
+    os.replace(tmp, path)
+
+
 def write_bundle(out_dir: str, parts: Mapping[str, torch.nn.Module], settings: InferenceSettings,
                  tokenizer_kind: str, tokenizer_files: Sequence[str],
                  special_tokens: Mapping[str, int], architecture: Dict[str, Any],
@@ -96,6 +114,7 @@ def write_bundle(out_dir: str, parts: Mapping[str, torch.nn.Module], settings: I
         for key, file_name in PART_FILES.items():
             path = os.path.join(tmp, file_name)
             script_part(parts[key], dtype).save(path)
+            strip_debug_info(path)
             files[key] = {"path": file_name, "bytes": os.path.getsize(path),
                           "sha256": sha256_file(path)}
         tok_names = []

@@ -106,7 +106,8 @@ def find_stop(text: str, stop_words: Sequence[str]) -> Optional[int]:
     flat = text.replace("\r", "").replace("\n", "")
     for word in stop_words:
         if word and flat.endswith(word):
-            return text.rfind(word)
+            at = text.rfind(word)
+            return at if at >= 0 else len(text)  # the word spans a line break
     return None
 
 

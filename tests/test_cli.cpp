@@ -7,39 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_support.h"
 #include "test_support.h"
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-CliRun unibiomed_cli(const std::string& arguments) {
-  const auto dir = std::filesystem::path(UNIBIOMED_BINARY_DIR) / "scratch";
-  std::filesystem::create_directories(dir);
-  // One pair of files per test: CTest runs tests in parallel processes.
-  const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  const auto out = dir / (name + ".out");
-  const auto err = dir / (name + ".err");
-  const std::string command = std::string("'") + UNIBIOMED_EXECUTABLE + "' " + arguments + " >'" +
-                              out.string() + "' 2>'" + err.string() + "'";
-  const int status = std::system(command.c_str());
-  CliRun run;
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.out = slurp(out);
-  run.err = slurp(err);
-  return run;
-}
+using unibiomed::test::CliRun;
+using unibiomed::test::unibiomed_cli;
 
 std::string quoted(const std::filesystem::path& path) {
   return "'" + path.string() + "'";

@@ -22,7 +22,7 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopencv-dev
   libinsighttoolkit5-dev libgdcm-dev libgdcm-tools
-  libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev zlib1g-dev
   python3-torch python3-numpy python3-pil python3-sentencepiece python3-regex
 )

@@ -11,6 +11,7 @@
 #include "options.h"
 #include "unibiomed/error.h"
 #include "unibiomed/info.h"
+#include "unibiomed/tokenize.h"
 
 namespace {
 
@@ -59,6 +60,21 @@ int run(const Settings& settings) {
     request.read = read_options(settings);
     request.json = settings.json;
     unibiomed::run_info(request, std::cout);
+    return unibiomed::kExitOk;
+  }
+  if (settings.command == "tokenize") {
+    unibiomed::TokenizeRequest request;
+    request.model_dir = settings.model_dir;
+    request.tokenizer_file = settings.tokenizer;
+    request.decode = settings.decode;
+    request.apply_template = settings.apply_template;
+    request.image_tiles = settings.image_tiles;
+    request.jsonl = settings.jsonl;
+    if (request.apply_template && request.model_dir.empty()) {
+      throw unibiomed::usage_error("--template needs -m MODEL_DIR (the template is the model's)");
+    }
+    std::ios::sync_with_stdio(false);
+    unibiomed::run_tokenize(request, std::cin, std::cout);
     return unibiomed::kExitOk;
   }
   throw unibiomed::usage_error("no command given (see --help)");

@@ -15,6 +15,12 @@ struct Settings {
   std::string modality;
   int frame = -1;
   bool verbose = false;
+  std::string model_dir;
+  std::string tokenizer;
+  bool decode = false;
+  bool apply_template = false;
+  bool jsonl = false;
+  int image_tiles = 1;
 };
 
 struct OptionRow {

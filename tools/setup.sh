@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for unibiomed and builds it:
 #   1. installs the Debian packages it needs (only those missing; safe to run again),
-#   2. fetches the open sample scans into the cache (tools/fetch_data.sh),
+#   2. fetches the open sample scans (tools/fetch_data.sh) and the Qwen2 tokenizer used by the
+#      tokenizer tests (tools/tokenizer_oracle/fetch.sh) into the cache,
 #   3. configures and builds into build/ (BUILD_DIR to change it).
 # Usage: tools/setup.sh [--no-demo]   (without --no-demo it ends by running `unibiomed info`
 # on the ch2 brain MRI).
@@ -58,6 +59,7 @@ build() {
 
 install_packages
 "$root/tools/fetch_data.sh"
+"$root/tools/tokenizer_oracle/fetch.sh"
 build
 
 if [ "$demo" -eq 1 ]; then

@@ -20,20 +20,17 @@ namespace {
 
 using unibiomed::test::read_json;
 using unibiomed::test::relative_error;
-
-fs::path tiny_dir(const std::string& name) {
-  return unibiomed::test::test_data(name);
-}
+using unibiomed::test::test_data;
 
 class TinyBundle : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    manifest_ = read_json(tiny_dir("tiny-bundle") / "manifest.json");
-    cases_ = read_json(tiny_dir("tiny-golden") / "cases.json")["cases"];
+    manifest_ = read_json(test_data("tiny-bundle") / "manifest.json");
+    cases_ = read_json(test_data("tiny-golden") / "cases.json")["cases"];
   }
   static torch::jit::Module load(const std::string& part) {
     const std::string file = manifest_["files"][part]["path"].get<std::string>();
-    return torch::jit::load((tiny_dir("tiny-bundle") / file).string());
+    return torch::jit::load((test_data("tiny-bundle") / file).string());
   }
   static nlohmann::json manifest_;
   static nlohmann::json cases_;
@@ -47,7 +44,7 @@ TEST_F(TinyBundle, ManifestDescribesEveryPart) {
   for (const char* part : {"vision_encoder", "language_decoder", "grounding_projector",
                            "sam_image_encoder", "sam_mask_decoder", "sam_tracker"}) {
     const auto& entry = manifest_["files"][part];
-    const fs::path path = tiny_dir("tiny-bundle") / entry["path"].get<std::string>();
+    const fs::path path = test_data("tiny-bundle") / entry["path"].get<std::string>();
     EXPECT_EQ(fs::file_size(path), entry["bytes"].get<std::uintmax_t>()) << part;
     EXPECT_NO_THROW(load(part)) << part;
   }
@@ -69,7 +66,7 @@ TEST_F(TinyBundle, LanguageDecoderReproducesGreedyGeneration) {
     if (c["kind"] != "image") continue;
     SCOPED_TRACE(c["name"].get<std::string>());
     auto gold =
-        unibiomed::read_safetensors(tiny_dir("tiny-golden") / c["tensors"].get<std::string>());
+        unibiomed::read_safetensors(test_data("tiny-golden") / c["tensors"].get<std::string>());
     const torch::Tensor ids = gold.at("prompt_ids");
     const auto expected = c["output_ids"].get<std::vector<std::int64_t>>();
     const std::int64_t prompt_len = ids.size(0);

@@ -21,18 +21,15 @@ namespace {
 
 using unibiomed::test::read_json;
 using unibiomed::test::relative_error;
-
-fs::path data_dir(const std::string& name) {
-  return unibiomed::test::test_data(name);
-}
+using unibiomed::test::test_data;
 
 TEST(TinyBundleImages, PreprocessingVisionAndSamMatchTheReference) {
   torch::NoGradGuard no_grad;
-  const auto manifest = read_json(data_dir("tiny-bundle") / "manifest.json");
-  const auto cases = read_json(data_dir("tiny-golden") / "cases.json")["cases"];
+  const auto manifest = read_json(test_data("tiny-bundle") / "manifest.json");
+  const auto cases = read_json(test_data("tiny-golden") / "cases.json")["cases"];
   const auto load = [&](const char* part) {
     return torch::jit::load(
-        (data_dir("tiny-bundle") / manifest["files"][part]["path"].get<std::string>()).string());
+        (test_data("tiny-bundle") / manifest["files"][part]["path"].get<std::string>()).string());
   };
   auto vision = load("vision_encoder");
   auto sam_image = load("sam_image_encoder");
@@ -50,9 +47,9 @@ TEST(TinyBundleImages, PreprocessingVisionAndSamMatchTheReference) {
     if (c["kind"] != "image") continue;
     SCOPED_TRACE(c["name"].get<std::string>());
     auto gold =
-        unibiomed::read_safetensors(data_dir("tiny-golden") / c["tensors"].get<std::string>());
+        unibiomed::read_safetensors(test_data("tiny-golden") / c["tensors"].get<std::string>());
     const auto volume =
-        unibiomed::read_image(data_dir("tiny-golden") / c["image"].get<std::string>());
+        unibiomed::read_image(test_data("tiny-golden") / c["image"].get<std::string>());
     const auto display = unibiomed::to_display(volume);
     const unibiomed::Image8 image = unibiomed::frame_rgb8(display.volume, 0);
 

@@ -82,7 +82,7 @@ def _case_2d(parts: ModelParts, eager: ModelParts, tokenizer, settings, rgb: np.
         _close(name, getattr(out, name), getattr(ref, name))
     tensors = {
         "tiles_mean_std": torch.stack([out.tiles.mean(dim=(1, 2, 3)), out.tiles.std(dim=(1, 2, 3))], 1),
-        "vision_tokens": parts.vision(out.tiles).contiguous(),
+        "vision_tokens": out.image_tokens.contiguous(),
         "prompt_ids": torch.tensor(out.generation.prompt_ids, dtype=torch.int64),
         "output_ids": torch.tensor(out.generation.output_ids, dtype=torch.int64),
         "seg_hidden": out.generation.seg_hidden.contiguous(),

@@ -57,6 +57,7 @@ class Result2D:
     """The pipeline's output for one image and prompt, with every intermediate worth testing."""
 
     tiles: torch.Tensor  # [N, 3, 448, 448] vision input
+    image_tokens: torch.Tensor  # [N, 256, H] vision encoder output
     sam_image: torch.Tensor  # [1, 3, 1024, 1024] SAM2 input
     generation: Generation
     language_embeddings: torch.Tensor  # [K, 256]
@@ -191,13 +192,13 @@ def interpret_image(parts: ModelParts, tokenizer, s: InferenceSettings, rgb: np.
     targets = [target] if target else []
     if language.shape[0] == 0:
         empty = torch.zeros(0)
-        return Result2D(tiles, sam, gen, language, empty, empty, empty,
+        return Result2D(tiles, image_tokens, sam, gen, language, empty, empty, empty,
                         torch.zeros(0, dtype=torch.long),
                         np.zeros((0, height, width), dtype=bool), [])
     masks, iou, obj, best, final = segment_with_embeddings(parts, s, sam.to(dtype), language,
                                                            height, width)
     phrases = P.seg_phrases(gen.text, targets)
-    return Result2D(tiles, sam, gen, language, masks, iou, obj, best, final, phrases)
+    return Result2D(tiles, image_tokens, sam, gen, language, masks, iou, obj, best, final, phrases)
 
 
 def summary(result: Result2D) -> Dict[str, object]:

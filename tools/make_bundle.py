@@ -79,10 +79,9 @@ def eos_ids_of(folder: str, tokenizer) -> List[int]:
     return [tokenizer.token_to_id("<|endoftext|>")]
 
 
-def export(model: UniBiomedModel, out: str, tokenizer_file: str, eos: Sequence[int],
+def export(model: UniBiomedModel, out: str, tokenizer_file: str, tokenizer, eos: Sequence[int],
            dtype: torch.dtype, name: str, description: str, source: Dict[str, Any]) -> float:
-    """Write the bundle; returns the seconds it took."""
-    tokenizer = load_tokenizer("bpe", tokenizer_file, list(P.ADDED_TOKENS))
+    """Write the bundle with ``tokenizer`` (loaded from ``tokenizer_file``); returns seconds."""
     special = {t: tokenizer.token_to_id(t) for t in P.ADDED_TOKENS}
     too_big = {t: i for t, i in special.items() if i >= model.config.language.vocab_size}
     if too_big:
@@ -105,11 +104,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     model = UniBiomedModel(config).eval()
     load_checkpoint(model, folder)
     t_load = time.perf_counter() - t0
-    tokenizer = load_tokenizer("bpe", tok, list(P.ADDED_TOKENS))
     with tempfile.TemporaryDirectory() as tmp:
         tok_out = os.path.join(tmp, "tokenizer.json")
         with_added_tokens(tok, tok_out, P.ADDED_TOKENS)
-        t_export = export(model, args.out, tok_out, eos_ids_of(folder, tokenizer),
+        tokenizer = load_tokenizer("bpe", tok_out, list(P.ADDED_TOKENS))
+        t_export = export(model, args.out, tok_out, tokenizer, eos_ids_of(folder, tokenizer),
                           B.DTYPES[args.dtype], args.name or os.path.basename(folder.rstrip("/")),
                           "Converted from a released UniBiomed checkpoint.",
                           {"kind": "checkpoint", "path": os.path.abspath(folder)})
@@ -136,7 +135,7 @@ def cmd_random(args: argparse.Namespace) -> int:
             with_added_tokens(tok_src, tok_out, P.ADDED_TOKENS)
             tokenizer = load_tokenizer("bpe", tok_out, list(P.ADDED_TOKENS))
             eos = [tokenizer.token_to_id("<|im_end|>"), tokenizer.token_to_id("<|endoftext|>")]
-            t_export = export(model, args.out, tok_out, eos, B.DTYPES[args.dtype],
+            t_export = export(model, args.out, tok_out, tokenizer, eos, B.DTYPES[args.dtype],
                               f"unibiomed-random-{args.size}", desc, source)
     else:
         tokenizer = load_tokenizer("sentencepiece", tok_src, list(P.ADDED_TOKENS))

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <array>
+#include <cstdlib>
 #include <iostream>
+#include <unistd.h>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -11,6 +14,7 @@
 #include "options.h"
 #include "unibiomed/error.h"
 #include "unibiomed/info.h"
+#include "unibiomed/interpret.h"
 #include "unibiomed/tokenize.h"
 
 namespace {
@@ -28,6 +32,11 @@ void add_options(CLI::App& app, const std::string& command, Settings& settings) 
           CLI::Option* option = nullptr;
           if constexpr (std::is_same_v<Field, bool>) {
             option = app.add_flag(row.flags, settings.*member, row.help);
+          } else if constexpr (std::is_same_v<Field, std::vector<std::string>>) {
+            // One value per occurrence, so that a positional after it is not taken.
+            option = app.add_option(row.flags, settings.*member, row.help)
+                         ->expected(1)
+                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
           } else {
             option = app.add_option(row.flags, settings.*member, row.help);
           }
@@ -42,6 +51,24 @@ unibiomed::ReadOptions read_options(const Settings& settings) {
   if (!settings.modality.empty()) options.modality = unibiomed::parse_modality(settings.modality);
   if (settings.frame >= 0) options.frame = static_cast<std::size_t>(settings.frame);
   return options;
+}
+
+// "x0,y0,x1,y1" as four integers.
+unibiomed::PixelBox parse_box(const std::string& text) {
+  std::array<long, 4> v{};
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::size_t end = i < 3 ? text.find(',', at) : text.size();
+    const std::string field = end == std::string::npos ? "" : text.substr(at, end - at);
+    char* stop = nullptr;
+    v[i] = field.empty() ? 0 : std::strtol(field.c_str(), &stop, 10);
+    if (field.empty() || *stop != '\0' || v[i] < -1000000 || v[i] > 1000000) {
+      throw unibiomed::usage_error("--box " + text + ": expected x0,y0,x1,y1 (four integers)");
+    }
+    at = end + 1;
+  }
+  return {static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
+          static_cast<int>(v[3])};
 }
 
 // Errors are printed on one line: library messages (ITK's among them) may hold newlines.
@@ -60,6 +87,37 @@ int run(const Settings& settings) {
     request.read = read_options(settings);
     request.json = settings.json;
     unibiomed::run_info(request, std::cout);
+    return unibiomed::kExitOk;
+  }
+  if (settings.command == "interpret") {
+    unibiomed::InterpretCommand command;
+    command.input = settings.input;
+    command.output_dir = settings.output_dir;
+    command.model_dir = settings.model_dir;
+    command.model.device = settings.device;
+    command.model.dtype = settings.dtype;
+    command.model.warmup = !settings.no_warmup;
+    command.read = read_options(settings);
+    command.window = settings.window;
+    command.json = settings.json;
+    command.progress = !settings.quiet && isatty(STDERR_FILENO);
+    auto& request = command.request;
+    request.task = settings.task;
+    request.targets = settings.targets;
+    request.question = settings.question;
+    request.raw_prompt = settings.prompt;
+    if (!settings.box.empty()) request.box = parse_box(settings.box);
+    if (request.box && request.task != "region" && request.raw_prompt.empty()) {
+      throw unibiomed::usage_error("--box is for --task region");
+    }
+    if (settings.seed < 0) throw unibiomed::usage_error("--seed must be >= 0");
+    request.generation.max_new_tokens = settings.max_new_tokens;
+    if (settings.max_new_tokens < 0) throw unibiomed::usage_error("--max-new-tokens must be > 0");
+    request.generation.temperature = settings.temperature;
+    request.generation.top_p = settings.top_p;
+    request.generation.top_k = settings.top_k;
+    request.generation.seed = static_cast<std::uint64_t>(settings.seed);
+    unibiomed::run_interpret(command, std::cout, std::cerr);
     return unibiomed::kExitOk;
   }
   if (settings.command == "tokenize") {

@@ -21,13 +21,32 @@ struct Settings {
   bool apply_template = false;
   bool jsonl = false;
   int image_tiles = 1;
+  // interpret
+  std::string output_dir;
+  std::string task = "segment";
+  std::vector<std::string> targets;
+  std::string question;
+  std::string box;
+  std::string prompt;
+  std::string device = "auto";
+  std::string dtype;
+  std::string window;
+  int max_new_tokens = 0;
+  double temperature = 0.0;
+  double top_p = 1.0;
+  int top_k = 0;
+  int seed = 0;
+  bool quiet = false;
+  bool no_warmup = false;
 };
 
 struct OptionRow {
   std::vector<std::string> commands;  // subcommands that take it
   std::string flags;  // CLI11 flag spec, e.g. "-o,--output", or "input" (positional)
   std::string help;
-  std::variant<std::string Settings::*, bool Settings::*, int Settings::*> field;
+  std::variant<std::string Settings::*, bool Settings::*, int Settings::*, double Settings::*,
+               std::vector<std::string> Settings::*>
+      field;
   bool required = false;
 };
 

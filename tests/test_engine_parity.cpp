@@ -43,8 +43,8 @@ class EngineParity : public ::testing::Test {
       if (c["kind"] != "image") continue;
       GoldenCase g;
       g.meta = c;
-      g.tensors = unibiomed::read_safetensors(test_data("tiny-golden") /
-                                              c["tensors"].get<std::string>());
+      g.tensors =
+          unibiomed::read_safetensors(test_data("tiny-golden") / c["tensors"].get<std::string>());
       const auto volume =
           unibiomed::read_image(test_data("tiny-golden") / c["image"].get<std::string>());
       g.image = unibiomed::frame_rgb8(unibiomed::to_display(volume).volume, 0);
@@ -94,8 +94,7 @@ TEST_F(EngineParity, PreprocessedTilesMatch) {
     const auto tiles =
         unibiomed::dynamic_tiles(g.image, unibiomed::tiling_options(manifest().vision));
     const torch::Tensor batch = unibiomed::vision_batch(tiles);
-    const torch::Tensor stats =
-        torch::stack({batch.mean({1, 2, 3}), batch.std({1, 2, 3})}, 1);
+    const torch::Tensor stats = torch::stack({batch.mean({1, 2, 3}), batch.std({1, 2, 3})}, 1);
     EXPECT_LT(relative_error(stats, g.tensors.at("tiles_mean_std")), 1e-5);
   }
 }
@@ -180,15 +179,15 @@ TEST_F(EngineParity, MaskDecodeMatches) {
   for (const auto& g : cases_) {
     SCOPED_TRACE(g.name());
     const auto features = unibiomed::encode_sam_image(parts(), manifest(), g.image);
-    const auto candidates = unibiomed::decode_masks(parts(), manifest(), features,
-                                                    g.tensors.at("language_embeddings"));
+    const auto candidates =
+        unibiomed::decode_masks(parts(), manifest(), features, g.tensors.at("language_embeddings"));
     EXPECT_LT(relative_error(candidates.logits, g.tensors.at("mask_logits")), 1e-5);
     EXPECT_LT(relative_error(candidates.iou, g.tensors.at("iou")), 1e-5);
     EXPECT_LT(relative_error(candidates.object_score, g.tensors.at("object_scores")), 1e-5);
     EXPECT_TRUE(torch::equal(candidates.best, g.tensors.at("best")));
-    const torch::Tensor masks = unibiomed::masks_on_image(
-        candidates, manifest().sam.image_size, g.image.height, g.image.width,
-        manifest().sam.mask_threshold);
+    const torch::Tensor masks =
+        unibiomed::masks_on_image(candidates, manifest().sam.image_size, g.image.height,
+                                  g.image.width, manifest().sam.mask_threshold);
     EXPECT_TRUE(torch::equal(masks, g.tensors.at("masks"))) << "mask pixels differ";
   }
 }

@@ -26,9 +26,10 @@ namespace unibiomed {
 // ---- the model ------------------------------------------------------------------------------
 
 struct ModelOptions {
-  std::string device = "auto";  // auto | cpu | cuda | cuda:N; auto takes a GPU when LibTorch sees one
-  std::string dtype;            // "" : the manifest's compute dtype for the device; fp32|fp16|bf16
-  bool warmup = true;           // run each part once on load (a shape check, and kernels warmed)
+  std::string device =
+      "auto";          // auto | cpu | cuda | cuda:N; auto takes a GPU when LibTorch sees one
+  std::string dtype;   // "" : the manifest's compute dtype for the device; fp32|fp16|bf16
+  bool warmup = true;  // run each part once on load (a shape check, and kernels warmed)
 };
 
 struct ModelParts;  // the six TorchScript modules (src/engine/model_parts.h)
@@ -101,8 +102,8 @@ struct InputImage {
 // ---- the result -----------------------------------------------------------------------------
 
 struct Finding {
-  std::size_t answer = 0;  // index into Interpretation::answers
-  std::string phrase;      // what the mask shows (see docs/result-format.md for the rule)
+  std::size_t answer = 0;          // index into Interpretation::answers
+  std::string phrase;              // what the mask shows (see docs/result-format.md for the rule)
   std::vector<std::uint8_t> mask;  // height x width, row-major, 0 or 1
   std::size_t area_px = 0;
   std::optional<double> area_mm2;
@@ -172,7 +173,7 @@ class Session {
   std::unique_ptr<State> state_;
 };
 
-// Checks an image against what the model can take (both sides >= 2 pixels, aspect ratio at most
+// Checks an image against what the model can take (both sides >= 8 pixels, aspect ratio at most
 // 1:kMaxAspect); throws Error(Input) naming the size otherwise.
 inline constexpr int kMaxAspect = 50;
 void check_image_size(int width, int height);

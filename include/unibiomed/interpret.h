@@ -18,8 +18,8 @@ struct InterpretCommand {
   ModelOptions model;
   InterpretRequest request;
   ReadOptions read;
-  std::string window;  // CT window preset or "W,L"
-  bool json = false;   // stdout gets the result JSON instead of the text
+  std::string window;     // CT window preset or "W,L"
+  bool json = false;      // stdout gets the result JSON instead of the text
   bool progress = false;  // a line on `log` at the start of each stage
 };
 

@@ -41,6 +41,7 @@ struct LanguageInfo {
   int head_dim = 0;
   int hidden_size = 0;
   int vocab_size = 0;
+  int max_positions = 32768;  // architecture.language.max_position_embeddings
 };
 
 struct SamInfo {

@@ -1,12 +1,12 @@
 // The `unibiomed` executable: parses the command line from the option table, calls the
 // library function of the subcommand, and turns errors into one line and an exit code.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <array>
 #include <cstdlib>
 #include <iostream>
-#include <unistd.h>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -112,7 +112,8 @@ int run(const Settings& settings) {
     }
     if (settings.seed < 0) throw unibiomed::usage_error("--seed must be >= 0");
     request.generation.max_new_tokens = settings.max_new_tokens;
-    if (settings.max_new_tokens < 0) throw unibiomed::usage_error("--max-new-tokens must be > 0");
+    if (settings.max_new_tokens < 0)
+      throw unibiomed::usage_error("--max-new-tokens must be >= 0 (0: the model's limit)");
     request.generation.temperature = settings.temperature;
     request.generation.top_p = settings.top_p;
     request.generation.top_k = settings.top_k;

@@ -30,7 +30,10 @@ const std::vector<OptionRow>& option_table() {
        "Modality when the file does not say (ct, mr, xray, us, pathology, "
        "fundus, endoscopy, dermoscopy, oct, pet, other)",
        &Settings::modality},
-      {{"info", "interpret"}, "--frame", "Frame of a 4-D input to use (default: the first)", &Settings::frame},
+      {{"info", "interpret"},
+       "--frame",
+       "Frame of a 4-D input to use (default: the first)",
+       &Settings::frame},
       {{"info", "tokenize", "interpret"},
        "-v,--verbose",
        "Log what is done to stderr",

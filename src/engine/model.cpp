@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 torch::Device parse_device(const std::string& text) {
   const std::string name = detail::to_lower(detail::trim(text));
   if (name.empty() || name == "auto") {
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                       : torch::Device(torch::kCPU);
   }
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
@@ -57,10 +58,14 @@ torch::ScalarType parse_dtype(const std::string& text, const std::string& what) 
 
 std::string dtype_string(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kFloat32: return "fp32";
-    case torch::kFloat16: return "fp16";
-    case torch::kBFloat16: return "bf16";
-    default: return std::string(c10::toString(dtype));
+    case torch::kFloat32:
+      return "fp32";
+    case torch::kFloat16:
+      return "fp16";
+    case torch::kBFloat16:
+      return "bf16";
+    default:
+      return std::string(c10::toString(dtype));
   }
 }
 
@@ -100,8 +105,8 @@ Part load_part(const BundleManifest& m, const std::string& key, const torch::Dev
   for (const auto& p : module.named_parameters(/*recurse=*/true)) {
     if (p.value.is_floating_point() && p.value.scalar_type() != stored) {
       throw input_error(path.string() + ": parameter " + p.name + " is " +
-                        dtype_string(p.value.scalar_type()) + ", the manifest says the weights are " +
-                        dtype_string(stored));
+                        dtype_string(p.value.scalar_type()) +
+                        ", the manifest says the weights are " + dtype_string(stored));
     }
   }
   module.eval();
@@ -115,18 +120,22 @@ Part load_part(const BundleManifest& m, const std::string& key, const torch::Dev
 void warm_up(const ModelParts& parts, const BundleManifest& m, bool full) {
   torch::InferenceMode guard;
   const auto& lang = m.language;
-  const auto ids = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kInt64).device(parts.device));
+  const auto ids =
+      torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kInt64).device(parts.device));
   const torch::Tensor embeds = parts.language.call_tensor("embed", {ids});
   expect_shape(embeds, {1, 1, lang.hidden_size}, "language_decoder", "embed");
   const torch::Tensor cache =
       torch::zeros({lang.num_layers, 1, lang.num_kv_heads, 1, lang.head_dim}, parts.options());
   const torch::Tensor cache_v = torch::zeros_like(cache);
-  const auto index = torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(parts.device));
-  const auto out = parts.language.call_tuple("forward", {embeds, std::int64_t{0}, cache, cache_v, index});
+  const auto index =
+      torch::zeros({1}, torch::TensorOptions().dtype(torch::kInt64).device(parts.device));
+  const auto out =
+      parts.language.call_tuple("forward", {embeds, std::int64_t{0}, cache, cache_v, index});
   expect_shape(out.at(0), {1, 1, lang.vocab_size}, "language_decoder", "logits");
   expect_shape(out.at(1), {1, 1, lang.hidden_size}, "language_decoder", "hidden state");
   const torch::Tensor language = parts.grounding.call_tensor("forward", {out.at(1)[0]});
-  expect_shape(language, {1, m.sam.language_embed_dim}, "grounding_projector", "language embedding");
+  expect_shape(language, {1, m.sam.language_embed_dim}, "grounding_projector",
+               "language embedding");
   if (!full) return;
   const int tile = m.vision.tile_size;
   const torch::Tensor tokens =
@@ -206,8 +215,12 @@ void expect_shape(const torch::Tensor& t, const std::vector<std::int64_t>& expec
 Model::Model(PrivateKey) {}
 Model::~Model() = default;
 
-std::string Model::device_name() const { return parts_->device.str(); }
-std::string Model::dtype_name() const { return dtype_string(parts_->dtype); }
+std::string Model::device_name() const {
+  return parts_->device.str();
+}
+std::string Model::dtype_name() const {
+  return dtype_string(parts_->dtype);
+}
 
 std::shared_ptr<const Model> Model::load(const fs::path& dir, const ModelOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -216,7 +229,8 @@ std::shared_ptr<const Model> Model::load(const fs::path& dir, const ModelOptions
   model->manifest_ = read_manifest(dir);
   const BundleManifest& m = model->manifest_;
   const torch::Device device = parse_device(options.device);
-  const torch::ScalarType stored = parse_dtype(m.dtype, (dir / "manifest.json").string() + ": dtype");
+  const torch::ScalarType stored =
+      parse_dtype(m.dtype, (dir / "manifest.json").string() + ": dtype");
   const torch::ScalarType compute = choose_dtype(m, options, device);
 
   auto tokenizer = load_tokenizer(m.tokenizer.kind, dir / m.tokenizer.file, added_tokens());
@@ -251,8 +265,8 @@ fs::path default_model_dir() {
   if (const char* env = std::getenv("UNIBIOMED_MODEL"); env && *env) {
     return fs::path(env);
   }
-  for (const fs::path& candidate : {fs::path(UNIBIOMED_DEFAULT_MODEL_SOURCE),
-                                   fs::path(UNIBIOMED_DEFAULT_MODEL_INSTALL)}) {
+  for (const fs::path& candidate :
+       {fs::path(UNIBIOMED_DEFAULT_MODEL_SOURCE), fs::path(UNIBIOMED_DEFAULT_MODEL_INSTALL)}) {
     if (fs::exists(candidate / "manifest.json")) return candidate;
   }
   throw usage_error(

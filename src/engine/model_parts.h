@@ -42,7 +42,9 @@ struct ModelParts {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
 
-  torch::TensorOptions options() const { return torch::TensorOptions().device(device).dtype(dtype); }
+  torch::TensorOptions options() const {
+    return torch::TensorOptions().device(device).dtype(dtype);
+  }
 };
 
 // Throws Error(Input) naming the part when `t` does not have `expected` (-1: any size).

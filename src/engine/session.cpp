@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "engine/model_parts.h"
@@ -79,7 +80,8 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
   const int width = input.rgb.width;
   const int height = input.rgb.height;
   check_image_size(width, height);
-  if (input.rgb.rgb.size() != static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3) {
+  if (input.rgb.rgb.size() !=
+      static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3) {
     throw internal_error("image buffer does not hold width x height x 3 bytes");
   }
   const std::vector<PromptText> prompts = request_prompts(m.chat, request);
@@ -118,15 +120,14 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
     Answer answer;
     answer.target = prompt.target;
     answer.user_text = prompt.user_text;
-    const std::string text = chat_prompt(
-        m.chat, expand_image_tokens(prompt.user_text,
-                                    {static_cast<int>(state.vision_tokens.size(0))},
-                                    m.chat.image_placeholder));
+    const std::string text =
+        chat_prompt(m.chat, expand_image_tokens(prompt.user_text,
+                                                {static_cast<int>(state.vision_tokens.size(0))},
+                                                m.chat.image_placeholder));
     answer.prompt_ids = tokenizer.encode(text);
     const torch::Tensor embeds =
         embed_prompt(parts, answer.prompt_ids, state.vision_tokens, context_id);
-    const Generation gen =
-        generate(parts, m, tokenizer, state.cache, embeds, request.generation);
+    const Generation gen = generate(parts, m, tokenizer, state.cache, embeds, request.generation);
     clock.lap();
     answer.output_ids = gen.output_ids;
     answer.text = gen.text;
@@ -139,6 +140,13 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
                                 (prompt.target.empty() ? "" : " for '" + prompt.target + "'") +
                                 " was cut at " + std::to_string(gen.output_ids.size()) +
                                 " new tokens (the limit) before the model stopped");
+    }
+    const auto segs = static_cast<std::int64_t>(std::count(
+        gen.output_ids.begin(), gen.output_ids.end(), m.tokenizer.special_tokens.at("[SEG]")));
+    if (segs > gen.seg_hidden.size(0)) {
+      result.warnings.push_back(
+          "a [SEG] was the last token generated, so it has no hidden state and no mask (as in "
+          "the release)");
     }
     if (gen.seg_hidden.size(0) > 0) {
       const torch::Tensor language = parts.grounding.call_tensor("forward", {gen.seg_hidden});

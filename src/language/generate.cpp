@@ -32,8 +32,8 @@ void KvCache::reserve(const ModelParts& parts, const LanguageInfo& language,
       k_.scalar_type() == parts.dtype) {
     return;
   }
-  const std::vector<std::int64_t> shape = {language.num_layers, 1, language.num_kv_heads,
-                                           positions, language.head_dim};
+  const std::vector<std::int64_t> shape = {language.num_layers, 1, language.num_kv_heads, positions,
+                                           language.head_dim};
   k_ = torch::zeros(shape, parts.options());
   v_ = torch::zeros(shape, parts.options());
   capacity_ = positions;
@@ -83,8 +83,8 @@ TokenSampler::Choice TokenSampler::next(const torch::Tensor& logits) {
     choice.id = static_cast<TokenId>(choice.on_device.item<std::int64_t>());
     return choice;
   }
-  const std::int64_t k = std::min<std::int64_t>(options_.top_k > 0 ? options_.top_k : 50,
-                                                logits.size(0));
+  const std::int64_t k =
+      std::min<std::int64_t>(options_.top_k > 0 ? options_.top_k : 50, logits.size(0));
   const auto top = logits.to(torch::kFloat32).div(options_.temperature).topk(k);
   const torch::Tensor probs = torch::softmax(std::get<0>(top), 0).to(torch::kCPU).contiguous();
   const float* p = probs.data_ptr<float>();
@@ -124,6 +124,17 @@ Generation generate(const ModelParts& parts, const BundleManifest& manifest,
   if (limit <= 0) throw usage_error("max new tokens must be positive");
   const LanguageInfo& lang = manifest.language;
   const std::int64_t prompt_len = embeds.size(1);
+  if (prompt_len >= lang.max_positions) {
+    throw usage_error("the prompt has " + std::to_string(prompt_len) +
+                      " tokens, more than the model's " + std::to_string(lang.max_positions) +
+                      " positions");
+  }
+  if (prompt_len + limit > lang.max_positions) {
+    throw usage_error("--max-new-tokens " + std::to_string(limit) + ": at most " +
+                      std::to_string(lang.max_positions - prompt_len) +
+                      " for this prompt (the model has " + std::to_string(lang.max_positions) +
+                      " positions, the prompt takes " + std::to_string(prompt_len) + ")");
+  }
   cache.reserve(parts, lang, prompt_len + limit);
   const std::set<TokenId> eos(manifest.chat.eos_token_ids.begin(),
                               manifest.chat.eos_token_ids.end());
@@ -133,9 +144,9 @@ Generation generate(const ModelParts& parts, const BundleManifest& manifest,
 
   Generation gen;
   auto start = std::chrono::steady_clock::now();
-  auto out = parts.language.call_tuple(
-      "forward", {embeds, std::int64_t{0}, cache.keys(), cache.values(),
-                  torch::full({1}, prompt_len - 1, index_options)});
+  auto out =
+      parts.language.call_tuple("forward", {embeds, std::int64_t{0}, cache.keys(), cache.values(),
+                                            torch::full({1}, prompt_len - 1, index_options)});
   expect_shape(out.at(0), {1, 1, lang.vocab_size}, "language_decoder", "logits");
   const torch::Tensor last = torch::zeros({1}, index_options);
   std::vector<torch::Tensor> seg_hidden;
@@ -163,8 +174,7 @@ Generation generate(const ModelParts& parts, const BundleManifest& manifest,
     }
     if (static_cast<int>(gen.output_ids.size()) == limit) break;
     const torch::Tensor step = parts.language.call_tensor("embed", {choice.on_device});
-    out = parts.language.call_tuple("forward",
-                                    {step, pos, cache.keys(), cache.values(), last});
+    out = parts.language.call_tuple("forward", {step, pos, cache.keys(), cache.values(), last});
     if (choice.id == seg_id) {
       expect_shape(out.at(1), {1, 1, lang.hidden_size}, "language_decoder", "hidden state");
       seg_hidden.push_back(out.at(1)[0][0]);

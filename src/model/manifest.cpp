@@ -123,6 +123,11 @@ BundleManifest read_manifest(const fs::path& dir) {
   m.language.head_dim = get<int>(lang, "head_dim", at_lang);
   m.language.hidden_size = get<int>(lang, "hidden_size", at_lang);
   m.language.vocab_size = get<int>(lang, "vocab_size", at_lang);
+  if (r.contains("architecture") && r.at("architecture").contains("language")) {
+    m.language.max_positions =
+        get_or<int>(r.at("architecture").at("language"), "max_position_embeddings",
+                    m.language.max_positions, where + " architecture.language");
+  }
   const json& sam = table_at(r, "sam", where);
   const std::string at_sam = where + " sam";
   m.sam.image_size = get<int>(sam, "image_size", at_sam);

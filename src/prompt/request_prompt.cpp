@@ -47,8 +47,7 @@ std::size_t count_of(const std::string& text, const std::string& word) {
 
 }  // namespace
 
-std::vector<PromptText> request_prompts(const ChatSettings& chat,
-                                        const InterpretRequest& request) {
+std::vector<PromptText> request_prompts(const ChatSettings& chat, const InterpretRequest& request) {
   if (!request.raw_prompt.empty()) {
     if (request.raw_prompt.size() > 16 * kMaxTargetBytes) {
       throw usage_error("--prompt is " + std::to_string(request.raw_prompt.size()) +

@@ -34,9 +34,9 @@ MaskCandidates decode_masks(const ModelParts& parts, const BundleManifest& manif
                             const SamFeatures& features, const torch::Tensor& language) {
   const std::int64_t k = language.size(0);
   const auto out = parts.sam_decoder.call_tuple(
-      "forward", {features.embed.expand({k, -1, -1, -1}),
-                  features.high_res_0.expand({k, -1, -1, -1}),
-                  features.high_res_1.expand({k, -1, -1, -1}), language.to(parts.dtype)});
+      "forward",
+      {features.embed.expand({k, -1, -1, -1}), features.high_res_0.expand({k, -1, -1, -1}),
+       features.high_res_1.expand({k, -1, -1, -1}), language.to(parts.dtype)});
   const std::int64_t low = manifest.sam.low_res_size;
   expect_shape(out.at(0), {k, -1, low, low}, "sam_mask_decoder", "mask logits");
   const std::int64_t candidates = out.at(0).size(1);

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "prompt/request_prompt.h"
 #include "results/results.h"
 #include "unibiomed/error.h"
 #include "unibiomed/preprocess.h"
@@ -83,7 +84,11 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
   image.rgb = frame_rgb8(display.volume, 0);
   const bool picture = is_picture(volume.source.format);
   if (!picture) image.spacing_mm = {{volume.geometry.spacing[0], volume.geometry.spacing[1]}};
-  check_image_size(image.rgb.width, image.rgb.height);
+  try {
+    check_image_size(image.rgb.width, image.rgb.height);
+  } catch (const Error& e) {
+    throw input_error(command.input + ": " + e.what());
+  }
 
   const fs::path output_dir =
       command.output_dir.empty() ? default_output_dir(command.input) : fs::path(command.output_dir);
@@ -91,19 +96,25 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
     throw output_error(output_dir.string() + ": exists and is not a folder");
   }
 
-  stage("load model");
   const fs::path model_dir =
       command.model_dir.empty() ? default_model_dir() : fs::path(command.model_dir);
+  // The request is checked against the model's prompts and the image before the weights load.
+  request_prompts(read_manifest(model_dir).chat, command.request);
+  if (command.request.box) check_box(*command.request.box, image.rgb.width, image.rgb.height);
+
+  stage("load model");
   const auto model = Model::load(model_dir, command.model);
   Session session(model);
-  const Interpretation result = session.interpret(image, command.request, stage);
+  Interpretation result = session.interpret(image, command.request, stage);
+  result.warnings.insert(result.warnings.begin(), volume.source.warnings.begin(),
+                         volume.source.warnings.end());
 
   stage("write " + output_dir.string());
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   if (ec || !fs::is_directory(output_dir)) {
-    throw output_error(output_dir.string() + ": cannot create the output folder (" +
-                       ec.message() + ")");
+    throw output_error(output_dir.string() + ": cannot create the output folder (" + ec.message() +
+                       ")");
   }
   ResultContext context;
   context.input_path = command.input;

@@ -99,6 +99,27 @@ struct InputImage {
   std::optional<std::array<double, 2>> spacing_mm;  // (x, y)
 };
 
+// Which frames of a sequence the language model sees (one tile each); the [SEG] embeddings
+// condition exactly those frames and SAM2's memory carries the masks to all the others.
+enum class FrameRule {
+  Release,  // the first video.llm_frames frames, as the release does (parity)
+  Spread,   // evenly spread over the frames that hold the body (docs/volumes.md)
+};
+FrameRule parse_frame_rule(const std::string& name);  // "release" | "spread"
+std::string to_string(FrameRule rule);
+
+// A sequence of frames of one size (the slices of a volume in display orientation, or the
+// frames of a cine), produced on demand so that a long volume is never held as model inputs.
+struct InputFrames {
+  int width = 0;
+  int height = 0;
+  int count = 0;
+  std::function<Image8(int frame)> frame;           // RGB; may be called more than once per frame
+  std::optional<std::array<double, 3>> spacing_mm;  // (column, row, slice)
+  FrameRule rule = FrameRule::Spread;
+  std::vector<int> llm_frames;  // explicit choice (0-based), instead of the rule
+};
+
 // ---- the result -----------------------------------------------------------------------------
 
 struct Finding {
@@ -112,6 +133,12 @@ struct Finding {
   std::vector<float> candidate_iou;       // predicted IoU of each candidate
   float iou = 0.0f;                       // of the chosen one
   float object_score = 0.0f;              // SAM2's object score logit (> 0: object present)
+  // Frame sequences: the mask is frames x height x width; area_px counts its voxels; box is the
+  // union over the frames; candidate, iou and object_score are those of the conditioning frame
+  // with the highest object score.
+  std::optional<double> volume_ml;                // voxels x spacing, when the spacing is known
+  std::optional<std::array<int, 2>> frame_range;  // first and last frame holding the mask
+  std::size_t frames_with_mask = 0;
 };
 
 struct Answer {
@@ -131,7 +158,7 @@ struct StageTimes {  // seconds
   double decode = 0.0;
   std::size_t decode_tokens = 0;
   double sam_encode = 0.0;
-  double sam_decode = 0.0;
+  double sam_decode = 0.0;  // frame sequences: decoding, memory attention and memory encoding
   double postprocess = 0.0;
   double total = 0.0;
 };
@@ -139,6 +166,9 @@ struct StageTimes {  // seconds
 struct Interpretation {
   int width = 0;
   int height = 0;
+  int frames = 1;               // > 1 for a frame sequence
+  std::vector<int> llm_frames;  // frame sequences: the frames the language model saw
+  std::string frame_rule;       // frame sequences: "release", "spread" or "given"
   std::vector<Answer> answers;
   std::vector<Finding> findings;
   StageTimes times;
@@ -163,6 +193,13 @@ class Session {
   // for an image the model cannot take.
   Interpretation interpret(const InputImage& image, const InterpretRequest& request,
                            const StageCallback& on_stage = {});
+
+  // Interprets a frame sequence (volume or cine) through SAM2's memory: the language model
+  // sees input.llm_frames (or those of input.rule), each [SEG] conditions them and the masks are
+  // propagated forward and backward through every frame. Same errors as interpret; a box
+  // (task region) is not accepted for a sequence.
+  Interpretation interpret_frames(const InputFrames& input, const InterpretRequest& request,
+                                  const StageCallback& on_stage = {});
 
   const Model& model() const { return *model_; }
 

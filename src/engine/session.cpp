@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "engine/model_parts.h"
+#include "engine/session_state.h"
 #include "language/generate.h"
 #include "prompt/request_prompt.h"
 #include "results/results.h"
@@ -17,37 +17,84 @@
 #include "vision/vision_encoder.h"
 
 namespace unibiomed {
-namespace {
 
-using Clock = std::chrono::steady_clock;
+StageClock::StageClock(const ModelParts& parts) : cuda_(parts.device.is_cuda()) {}
 
-// Wall time of a stage; on a GPU the queued work is waited for first, so each stage is charged
-// with its own kernels.
-class StageClock {
- public:
-  explicit StageClock(const ModelParts& parts) : cuda_(parts.device.is_cuda()) {}
-  double lap() {
-    if (cuda_) torch::cuda::synchronize();
-    const auto now = Clock::now();
-    const double seconds = std::chrono::duration<double>(now - last_).count();
-    last_ = now;
-    return seconds;
+double StageClock::lap() {
+  if (cuda_) torch::cuda::synchronize();
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  return seconds;
+}
+
+Groundings answer_prompts(const Model& model, KvCache& cache,
+                          const std::vector<PromptText>& prompts,
+                          const torch::Tensor& vision_tokens,
+                          const std::vector<int>& tokens_per_frame,
+                          const GenerationOptions& generation, Interpretation& result,
+                          const StageCallback& stage) {
+  const BundleManifest& m = model.manifest();
+  const ModelParts& parts = model.parts();
+  const Tokenizer& tokenizer = model.tokenizer();
+  const TokenId context_id = m.tokenizer.special_tokens.at("<IMG_CONTEXT>");
+  const TokenId seg_id = m.tokenizer.special_tokens.at("[SEG]");
+  std::vector<torch::Tensor> languages;
+  Groundings out;
+  for (const auto& prompt : prompts) {
+    if (stage) stage("generate");
+    Answer answer;
+    answer.target = prompt.target;
+    answer.user_text = prompt.user_text;
+    const std::string text = chat_prompt(
+        m.chat, expand_image_tokens(prompt.user_text, tokens_per_frame, m.chat.image_placeholder));
+    answer.prompt_ids = tokenizer.encode(text);
+    const torch::Tensor embeds = embed_prompt(parts, answer.prompt_ids, vision_tokens, context_id);
+    const Generation gen = generate(parts, m, tokenizer, cache, embeds, generation);
+    answer.output_ids = gen.output_ids;
+    answer.text = gen.text;
+    answer.stopped_by = gen.stopped_by;
+    result.times.prefill += gen.prefill_seconds;
+    result.times.decode += gen.decode_seconds;
+    result.times.decode_tokens += gen.decode_steps;
+    if (gen.stopped_by == "max_new_tokens") {
+      result.warnings.push_back("the answer" +
+                                (prompt.target.empty() ? "" : " for '" + prompt.target + "'") +
+                                " was cut at " + std::to_string(gen.output_ids.size()) +
+                                " new tokens (the limit) before the model stopped");
+    }
+    const auto segs =
+        static_cast<std::int64_t>(std::count(gen.output_ids.begin(), gen.output_ids.end(), seg_id));
+    if (segs > gen.seg_hidden.size(0)) {
+      result.warnings.push_back(
+          "a [SEG] was the last token generated, so it has no hidden state and no mask (as in "
+          "the release)");
+    }
+    if (gen.seg_hidden.size(0) > 0) {
+      const torch::Tensor language = parts.grounding.call_tensor("forward", {gen.seg_hidden});
+      expect_shape(language, {gen.seg_hidden.size(0), m.sam.language_embed_dim},
+                   "grounding_projector", "language embeddings");
+      languages.push_back(language);
+      for (std::int64_t i = 0; i < language.size(0); ++i) {
+        out.answer.push_back(result.answers.size());
+      }
+    }
+    result.answers.push_back(std::move(answer));
   }
+  out.language = languages.empty() ? torch::zeros({0, m.sam.language_embed_dim}, parts.options())
+                                   : torch::cat(languages);
+  return out;
+}
 
- private:
-  bool cuda_;
-  Clock::time_point last_ = Clock::now();
-};
-
-}  // namespace
-
-struct Session::State {
-  KvCache cache;
-  // The image last seen and its features, reused while the same image is asked again.
-  Image8 image;
-  torch::Tensor vision_tokens;
-  std::optional<SamFeatures> sam;
-};
+std::vector<std::vector<std::string>> answer_phrases(const Interpretation& result) {
+  std::vector<std::vector<std::string>> phrases;
+  for (const auto& answer : result.answers) {
+    std::vector<std::string> targets;
+    if (!answer.target.empty()) targets.push_back(answer.target);
+    phrases.push_back(seg_phrases(answer.text, targets));
+  }
+  return phrases;
+}
 
 void check_image_size(int width, int height) {
   const std::string size = std::to_string(width) + "x" + std::to_string(height);
@@ -70,10 +117,9 @@ Session::~Session() = default;
 Interpretation Session::interpret(const InputImage& input, const InterpretRequest& request,
                                   const StageCallback& on_stage) {
   torch::InferenceMode guard;
-  const auto start = Clock::now();
+  const auto start = std::chrono::steady_clock::now();
   const BundleManifest& m = model_->manifest();
   const ModelParts& parts = model_->parts();
-  const Tokenizer& tokenizer = model_->tokenizer();
   const auto stage = [&](const std::string& name) {
     if (on_stage) on_stage(name);
   };
@@ -112,61 +158,17 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
   }
   result.times.vision = clock.lap();
 
-  const TokenId context_id = m.tokenizer.special_tokens.at("<IMG_CONTEXT>");
-  std::vector<torch::Tensor> languages;
-  std::vector<std::size_t> language_answer;
-  for (const auto& prompt : prompts) {
-    stage("generate");
-    Answer answer;
-    answer.target = prompt.target;
-    answer.user_text = prompt.user_text;
-    const std::string text =
-        chat_prompt(m.chat, expand_image_tokens(prompt.user_text,
-                                                {static_cast<int>(state.vision_tokens.size(0))},
-                                                m.chat.image_placeholder));
-    answer.prompt_ids = tokenizer.encode(text);
-    const torch::Tensor embeds =
-        embed_prompt(parts, answer.prompt_ids, state.vision_tokens, context_id);
-    const Generation gen = generate(parts, m, tokenizer, state.cache, embeds, request.generation);
-    clock.lap();
-    answer.output_ids = gen.output_ids;
-    answer.text = gen.text;
-    answer.stopped_by = gen.stopped_by;
-    result.times.prefill += gen.prefill_seconds;
-    result.times.decode += gen.decode_seconds;
-    result.times.decode_tokens += gen.decode_steps;
-    if (gen.stopped_by == "max_new_tokens") {
-      result.warnings.push_back("the answer" +
-                                (prompt.target.empty() ? "" : " for '" + prompt.target + "'") +
-                                " was cut at " + std::to_string(gen.output_ids.size()) +
-                                " new tokens (the limit) before the model stopped");
-    }
-    const auto segs = static_cast<std::int64_t>(std::count(
-        gen.output_ids.begin(), gen.output_ids.end(), m.tokenizer.special_tokens.at("[SEG]")));
-    if (segs > gen.seg_hidden.size(0)) {
-      result.warnings.push_back(
-          "a [SEG] was the last token generated, so it has no hidden state and no mask (as in "
-          "the release)");
-    }
-    if (gen.seg_hidden.size(0) > 0) {
-      const torch::Tensor language = parts.grounding.call_tensor("forward", {gen.seg_hidden});
-      expect_shape(language, {gen.seg_hidden.size(0), m.sam.language_embed_dim},
-                   "grounding_projector", "language embeddings");
-      languages.push_back(language);
-      for (std::int64_t i = 0; i < language.size(0); ++i) {
-        language_answer.push_back(result.answers.size());
-      }
-    }
-    result.answers.push_back(std::move(answer));
-  }
+  const Groundings groundings = answer_prompts(*model_, state.cache, prompts, state.vision_tokens,
+                                               {static_cast<int>(state.vision_tokens.size(0))},
+                                               request.generation, result, on_stage);
   clock.lap();
 
-  if (!languages.empty()) {
+  if (groundings.language.size(0) > 0) {
     stage("sam encode");
     if (!state.sam) state.sam = encode_sam_image(parts, m, image);
     result.times.sam_encode = clock.lap();
     stage("sam decode");
-    const MaskCandidates candidates = decode_masks(parts, m, *state.sam, torch::cat(languages));
+    const MaskCandidates candidates = decode_masks(parts, m, *state.sam, groundings.language);
     const torch::Tensor masks =
         masks_on_image(candidates, m.sam.image_size, height, width, m.sam.mask_threshold);
     const torch::Tensor iou = candidates.iou.to(torch::kCPU);
@@ -175,21 +177,16 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
     result.times.sam_decode = clock.lap();
 
     stage("findings");
-    std::vector<std::vector<std::string>> phrases;
-    for (const auto& answer : result.answers) {
-      std::vector<std::string> targets;
-      if (!answer.target.empty()) targets.push_back(answer.target);
-      phrases.push_back(seg_phrases(answer.text, targets));
-    }
+    const auto phrases = answer_phrases(result);
     std::vector<std::size_t> seen(result.answers.size(), 0);
     const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-    for (std::size_t i = 0; i < language_answer.size(); ++i) {
+    for (std::size_t i = 0; i < groundings.answer.size(); ++i) {
       const auto row = static_cast<std::int64_t>(i);
       Finding finding;
-      finding.answer = language_answer[i];
+      finding.answer = groundings.answer[i];
       const std::size_t nth = seen[finding.answer]++;
-      const auto& answer_phrases = phrases[finding.answer];
-      finding.phrase = nth < answer_phrases.size() ? answer_phrases[nth] : "";
+      const auto& mine = phrases[finding.answer];
+      finding.phrase = nth < mine.size() ? mine[nth] : "";
       const std::uint8_t* data = masks[row].data_ptr<std::uint8_t>();
       finding.mask.assign(data, data + pixels);
       finding.candidate = static_cast<int>(best[row].item<std::int64_t>());
@@ -204,7 +201,8 @@ Interpretation Session::interpret(const InputImage& input, const InterpretReques
     }
     result.times.postprocess = clock.lap();
   }
-  result.times.total = std::chrono::duration<double>(Clock::now() - start).count();
+  result.times.total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

@@ -1,0 +1,241 @@
+// The frame-sequence (volume) pipeline against the reference pipeline's video goldens for the
+// tiny bundle: the release's frame rule and a spread choice; stage by stage (conditioning
+// embeddings, low-res logits of every frame, masks) and end to end through the Session.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/frame_choice.h"
+#include "engine/model_parts.h"
+#include "engine/session_state.h"
+#include "sam/propagate_video.h"
+#include "test_support.h"
+#include "unibiomed/engine.h"
+#include "unibiomed/safetensors.h"
+#include "vision/vision_encoder.h"
+
+namespace {
+
+using unibiomed::test::read_json;
+using unibiomed::test::relative_error;
+using unibiomed::test::test_data;
+
+struct VideoCase {
+  nlohmann::json meta;
+  std::map<std::string, torch::Tensor> tensors;
+  std::string name() const { return meta["name"].get<std::string>(); }
+  std::vector<int> llm_frames() const { return meta["llm_frames"].get<std::vector<int>>(); }
+};
+
+class VideoParity : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    unibiomed::ModelOptions options;
+    options.device = "cpu";
+    model_ = unibiomed::Model::load(test_data("tiny-bundle"), options);
+    const nlohmann::json all = read_json(test_data("tiny-golden") / "cases.json");
+    for (const auto& c : all["cases"]) {
+      if (c["kind"] != "frames") continue;
+      VideoCase v;
+      v.meta = c;
+      v.tensors =
+          unibiomed::read_safetensors(test_data("tiny-golden") / c["tensors"].get<std::string>());
+      cases_.push_back(std::move(v));
+      frames_ =
+          unibiomed::read_safetensors(test_data("tiny-golden") / c["frames"].get<std::string>())
+              .at("frames");
+    }
+  }
+  void SetUp() override { ASSERT_EQ(cases_.size(), 2U); }
+  static void TearDownTestSuite() {
+    model_.reset();
+    cases_.clear();
+  }
+
+  // Frame f of the golden input as the engine takes it: grey replicated to RGB.
+  static unibiomed::Image8 frame(int f) {
+    const torch::Tensor grey = frames_[f].contiguous();
+    unibiomed::Image8 image;
+    image.height = static_cast<int>(grey.size(0));
+    image.width = static_cast<int>(grey.size(1));
+    const std::uint8_t* p = grey.data_ptr<std::uint8_t>();
+    for (std::int64_t i = 0; i < grey.numel(); ++i) image.rgb.insert(image.rgb.end(), 3, p[i]);
+    return image;
+  }
+  static unibiomed::InputFrames input_frames() {
+    unibiomed::InputFrames input;
+    input.count = static_cast<int>(frames_.size(0));
+    input.height = static_cast<int>(frames_.size(1));
+    input.width = static_cast<int>(frames_.size(2));
+    input.frame = &VideoParity::frame;
+    return input;
+  }
+
+  static std::vector<std::int32_t> ids_of(const torch::Tensor& t) {
+    const torch::Tensor c = t.to(torch::kInt64).contiguous();
+    return std::vector<std::int32_t>(c.data_ptr<std::int64_t>(),
+                                     c.data_ptr<std::int64_t>() + c.numel());
+  }
+
+  static std::shared_ptr<const unibiomed::Model> model_;
+  static std::vector<VideoCase> cases_;
+  static torch::Tensor frames_;
+};
+
+std::shared_ptr<const unibiomed::Model> VideoParity::model_;
+std::vector<VideoCase> VideoParity::cases_;
+torch::Tensor VideoParity::frames_;
+
+TEST_F(VideoParity, ReleaseRuleIsTheFirstFiveFrames) {
+  EXPECT_EQ(unibiomed::release_llm_frames(8, model_->manifest().video_llm_frames),
+            cases_[0].llm_frames());
+  EXPECT_EQ(unibiomed::release_llm_frames(3, 5), (std::vector<int>{0, 1, 2}));
+}
+
+// Propagation from the golden conditioning embeddings: every frame's low-res logits and mask.
+TEST_F(VideoParity, PropagationMatchesEveryFrame) {
+  torch::InferenceMode guard;
+  for (const auto& v : cases_) {
+    SCOPED_TRACE(v.name());
+    unibiomed::VideoOptions options;
+    options.height = static_cast<int>(frames_.size(1));
+    options.width = static_cast<int>(frames_.size(2));
+    options.keep_low_res = true;
+    const auto video = unibiomed::propagate_video(
+        model_->parts(), model_->manifest(), static_cast<int>(frames_.size(0)), &VideoParity::frame,
+        v.tensors.at("language_embeddings"), v.llm_frames(), options);
+    EXPECT_EQ(video.order, unibiomed::propagation_order(v.llm_frames(), 8));
+    const torch::Tensor gold_low = v.tensors.at("low_res");
+    for (int f = 0; f < 8; ++f) {
+      SCOPED_TRACE("frame " + std::to_string(f));
+      EXPECT_LT(relative_error(video.low_res.select(1, f), gold_low.select(1, f)), 1e-5);
+    }
+    const torch::Tensor gold = v.tensors.at("masks")[0].contiguous();
+    const std::vector<std::uint8_t> expected(gold.data_ptr<std::uint8_t>(),
+                                             gold.data_ptr<std::uint8_t>() + gold.numel());
+    ASSERT_EQ(video.masks.size(), 1U);
+    EXPECT_EQ(video.masks[0], expected) << "mask voxels differ";
+  }
+}
+
+// The whole pipeline: ids, text, conditioning frames, phrase, masks, voxel count.
+TEST_F(VideoParity, SessionReproducesBothFrameRules) {
+  unibiomed::Session session(model_);
+  for (const auto& v : cases_) {
+    SCOPED_TRACE(v.name());
+    unibiomed::InputFrames input = input_frames();
+    if (v.name() == "ch2_video_release") {
+      input.rule = unibiomed::FrameRule::Release;
+    } else {
+      input.llm_frames = v.llm_frames();
+    }
+    unibiomed::InterpretRequest request;
+    request.targets = {v.meta["target"].get<std::string>()};
+    const auto result = session.interpret_frames(input, request);
+    EXPECT_EQ(result.llm_frames, v.llm_frames());
+    EXPECT_EQ(result.frames, 8);
+    ASSERT_EQ(result.answers.size(), 1U);
+    EXPECT_EQ(result.answers[0].prompt_ids, ids_of(v.tensors.at("prompt_ids")));
+    EXPECT_EQ(result.answers[0].output_ids, ids_of(v.tensors.at("output_ids")));
+    EXPECT_EQ(result.answers[0].text, v.meta["text"].get<std::string>());
+    ASSERT_EQ(result.findings.size(), 1U);
+    const auto& f = result.findings[0];
+    EXPECT_EQ(f.phrase, v.meta["phrases"][0].get<std::string>());
+    EXPECT_EQ(f.area_px, v.meta["mask_voxels"][0].get<std::size_t>());
+    const torch::Tensor gold = v.tensors.at("masks")[0].contiguous();
+    const std::vector<std::uint8_t> expected(gold.data_ptr<std::uint8_t>(),
+                                             gold.data_ptr<std::uint8_t>() + gold.numel());
+    EXPECT_EQ(f.mask, expected) << "mask voxels differ";
+    EXPECT_FALSE(f.volume_ml.has_value());
+    ASSERT_TRUE(f.frame_range.has_value());
+  }
+}
+
+// The language side of the sequence: one tile per frame, the prompt with one <img> block per
+// frame, and the [SEG] embedding that conditions the frames.
+TEST_F(VideoParity, ConditioningEmbeddingsMatch) {
+  torch::InferenceMode guard;
+  const auto& m = model_->manifest();
+  for (const auto& v : cases_) {
+    SCOPED_TRACE(v.name());
+    std::vector<unibiomed::Image8> tiles;
+    for (const int f : v.llm_frames()) {
+      tiles.push_back(unibiomed::resize_bicubic(frame(f), m.vision.tile_size, m.vision.tile_size));
+    }
+    const torch::Tensor vision = unibiomed::encode_tiles(model_->parts(), m, tiles);
+    unibiomed::InterpretRequest request;
+    request.targets = {v.meta["target"].get<std::string>()};
+    unibiomed::KvCache cache;
+    unibiomed::Interpretation result;
+    const auto groundings = unibiomed::answer_prompts(
+        *model_, cache, unibiomed::request_prompts(m.chat, request), vision,
+        std::vector<int>(tiles.size(), m.vision.tokens_per_tile), request.generation, result, {});
+    ASSERT_EQ(result.answers.size(), 1U);
+    EXPECT_EQ(result.answers[0].prompt_ids, ids_of(v.tensors.at("prompt_ids")));
+    ASSERT_EQ(groundings.language.size(0), 1);
+    EXPECT_LT(relative_error(groundings.language, v.tensors.at("language_embeddings")), 1e-5);
+  }
+}
+
+// Memory is bounded: a long sequence holds the conditioning frames' memories and a window of
+// recent ones, never one per frame; and the memory selection follows SAM2's rule.
+TEST_F(VideoParity, MemoryBankStaysBounded) {
+  torch::InferenceMode guard;
+  const int count = 40;
+  unibiomed::VideoOptions options;
+  options.height = 16;
+  options.width = 12;
+  const auto small = [](int f) {
+    unibiomed::Image8 image;
+    image.width = 12;
+    image.height = 16;
+    image.rgb.assign(12 * 16 * 3, static_cast<std::uint8_t>(40 + 4 * f));
+    return image;
+  };
+  const std::vector<int> cond = {10, 20, 30};
+  const auto video =
+      unibiomed::propagate_video(model_->parts(), model_->manifest(), count, small,
+                                 cases_[0].tensors.at("language_embeddings"), cond, options);
+  EXPECT_EQ(static_cast<int>(video.order.size()), count);
+  EXPECT_EQ(std::set<int>(video.order.begin(), video.order.end()).size(),
+            static_cast<std::size_t>(count));
+  const int n = model_->manifest().sam.num_maskmem;
+  // conditioning + a window behind the current frame + the window kept for the backward pass
+  EXPECT_LE(video.peak_memories, static_cast<int>(cond.size()) + 2 * n + 2);
+  EXPECT_LT(video.peak_memories, count / 2);
+}
+
+TEST(VideoMemorySelection, FollowsSam2) {
+  unibiomed::MemoryPolicy policy;  // 7 memories, 16 pointers, all conditioning frames, stride 1
+  // forward, frame 9 with conditioning frames 0..4 and 5..8 tracked
+  std::set<int> tracked = {5, 6, 7, 8};
+  auto s = unibiomed::select_memory(9, {0, 1, 2, 3, 4}, tracked, policy, 1, 20);
+  EXPECT_EQ(s.mem_frames, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(s.tpos_rows, (std::vector<std::int64_t>{6, 6, 6, 6, 6, 3, 2, 1, 0}));
+  EXPECT_EQ(s.ptr_frames, (std::vector<int>{0, 1, 2, 3, 4, 8, 7, 6, 5}));
+  // backward from the first conditioning frame 4 (conditioning 4, 6), frame 3: 5 tracked
+  tracked = {5, 7, 8};
+  s = unibiomed::select_memory(3, {4, 6}, tracked, policy, -1, 10);
+  EXPECT_EQ(s.mem_frames, (std::vector<int>{4, 6, 8, 7, 5}));
+  EXPECT_EQ(s.tpos_rows, (std::vector<std::int64_t>{6, 6, 4, 3, 1}));
+  EXPECT_EQ(s.ptr_frames, (std::vector<int>{4, 6, 5, 7, 8}));
+  EXPECT_EQ(unibiomed::propagation_order({4, 6}, 9), (std::vector<int>{4, 6, 5, 7, 8, 3, 2, 1, 0}));
+}
+
+TEST(VideoFrameChoice, SpreadCoversTheBody) {
+  // 20 frames, body in 5..14 (foreground 0.5), a sliver of table at 0 and 19
+  std::vector<double> fg(20, 0.0);
+  for (int f = 5; f < 15; ++f) fg[static_cast<std::size_t>(f)] = 0.5;
+  fg[0] = fg[19] = 0.05;
+  EXPECT_EQ(unibiomed::spread_llm_frames(fg, 5), (std::vector<int>{6, 8, 10, 12, 14}));
+  EXPECT_EQ(unibiomed::spread_llm_frames(std::vector<double>(3, 0.2), 5),
+            (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(unibiomed::spread_llm_frames(std::vector<double>(10, 0.0), 2),
+            (std::vector<int>{2, 7}));
+}
+
+}  // namespace

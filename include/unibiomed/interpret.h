@@ -1,4 +1,4 @@
-// `unibiomed interpret`: one image in, the model's answer on stdout, and in the output folder the
+// `unibiomed interpret`: one image or volume in, the model's answer on stdout, and in the output folder the
 // masks on the input's own grid, an overlay picture and the result JSON (docs/result-format.md).
 #pragma once
 
@@ -18,7 +18,9 @@ struct InterpretCommand {
   ModelOptions model;
   InterpretRequest request;
   ReadOptions read;
-  std::string window;     // CT window preset or "W,L"
+  std::string window;      // CT window preset or "W,L"; "": by body region (default_ct_window)
+  std::string axis;        // volumes: axial (default), coronal, sagittal
+  std::string llm_frames;  // volumes: spread (default), release, or frames "0,40,80"
   bool json = false;      // stdout gets the result JSON instead of the text
   bool progress = false;  // a line on `log` at the start of each stage
 };

@@ -32,6 +32,11 @@ struct Window {
 Window parse_window(const std::string& text);
 const std::vector<Window>& window_presets();
 
+// The CT window a volume gets when none is asked for, by body region: "brain" for a 3-D
+// volume whose largest physical extent is 150..300 mm (a head), else "abdomen" (BiomedParse's
+// default). 2-D images always get "abdomen".
+std::string default_ct_window(const Geometry& geometry);
+
 // Clip to the window and scale linearly to 0..255.
 float window_value(double hu, const Window& window);
 

@@ -99,6 +99,8 @@ int run(const Settings& settings) {
     command.model.warmup = !settings.no_warmup;
     command.read = read_options(settings);
     command.window = settings.window;
+    command.axis = settings.axis;
+    command.llm_frames = settings.llm_frames;
     command.json = settings.json;
     command.progress = !settings.quiet && isatty(STDERR_FILENO);
     auto& request = command.request;

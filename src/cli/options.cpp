@@ -8,8 +8,8 @@ const std::vector<CommandRow>& command_table() {
        "Read a scan or picture and print what was read: format, geometry, modality, "
        "intensities, DICOM series"},
       {"interpret",
-       "Interpret a 2-D image with the model: the answer on stdout; masks on the input's grid, "
-       "an overlay and result.json in the output folder"},
+       "Interpret an image or a volume with the model: the answer on stdout; masks on the "
+       "input's grid, an overlay and result.json in the output folder"},
       {"tokenize",
        "Turn lines of text on stdin into token ids (or ids into text) with a model's tokenizer"},
   };
@@ -44,7 +44,8 @@ const std::vector<OptionRow>& option_table() {
        &Settings::model_dir},
       {{"interpret"},
        "image",
-       "Image: PNG, JPEG, TIFF, BMP, or a 2-D DICOM, NIfTI, NRRD or MetaImage file",
+       "Image or volume: PNG, JPEG, TIFF, BMP; DICOM file or series folder, NIfTI, NRRD, "
+       "MetaImage",
        &Settings::input,
        true},
       {{"interpret"},
@@ -79,8 +80,18 @@ const std::vector<OptionRow>& option_table() {
        &Settings::dtype},
       {{"interpret"},
        "--window",
-       "CT window: abdomen, lung, pelvis, liver, colon, pancreas, brain, bone, soft, or W,L",
+       "CT window: abdomen, lung, pelvis, liver, colon, pancreas, brain, bone, soft, or W,L "
+       "(default: brain for a head-sized volume, else abdomen)",
        &Settings::window},
+      {{"interpret"},
+       "--axis",
+       "Volumes: slice along axial (default), coronal or sagittal",
+       &Settings::axis},
+      {{"interpret"},
+       "--llm-frames",
+       "Volumes: slices the language model sees: spread (default, over the body), release "
+       "(the first 5, as the release) or a list such as 40,60,80",
+       &Settings::llm_frames},
       {{"interpret"},
        "--max-new-tokens",
        "Cut the answer at this many tokens (default: the model's limit)",

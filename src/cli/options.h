@@ -31,6 +31,8 @@ struct Settings {
   std::string device = "auto";
   std::string dtype;
   std::string window;
+  std::string axis;
+  std::string llm_frames;
   int max_new_tokens = 0;
   double temperature = 0.0;
   double top_p = 1.0;

@@ -78,6 +78,16 @@ Window parse_window(const std::string& text) {
                     ") nor 'WIDTH,LEVEL'");
 }
 
+std::string default_ct_window(const Geometry& g) {
+  if (g.size[2] <= 1) return "abdomen";
+  double extent = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    extent = std::max(extent, static_cast<double>(g.size[static_cast<std::size_t>(i)]) *
+                                  g.spacing[static_cast<std::size_t>(i)]);
+  }
+  return extent >= 150.0 && extent <= 300.0 ? "brain" : "abdomen";
+}
+
 float window_value(double hu, const Window& window) {
   const double clipped = std::clamp(hu, window.lo, window.hi);
   return static_cast<float>((clipped - window.lo) / (window.hi - window.lo) * 255.0);

@@ -79,7 +79,7 @@ std::string format_area(double mm2) {
   return buffer;
 }
 
-std::string finding_line(const Finding& f, std::size_t number) {
+std::string finding_line(const Finding& f, std::size_t number, bool sequence) {
   std::ostringstream out;
   out << "mask " << number;
   if (!f.phrase.empty()) out << ": " << f.phrase;
@@ -88,8 +88,17 @@ std::string finding_line(const Finding& f, std::size_t number) {
     out << "empty (the model found nothing)";
     return out.str();
   }
-  out << f.area_px << " px";
-  if (f.area_mm2) out << " (" << format_area(*f.area_mm2) << " mm\u00b2)";
+  if (sequence) {
+    out << f.area_px << " voxels";
+    if (f.volume_ml) out << " (" << format_area(*f.volume_ml) << " mL)";
+    if (f.frame_range) {
+      out << ", slices " << (*f.frame_range)[0] << '-' << (*f.frame_range)[1] << " ("
+          << f.frames_with_mask << " with mask)";
+    }
+  } else {
+    out << f.area_px << " px";
+    if (f.area_mm2) out << " (" << format_area(*f.area_mm2) << " mm\u00b2)";
+  }
   const auto& b = *f.box;
   out << ", box " << b[0] << ',' << b[1] << '-' << b[2] << ',' << b[3];
   out << ", IoU " << std::fixed << std::setprecision(2) << static_cast<double>(f.iou);
@@ -109,7 +118,8 @@ nlohmann::json answer_json(const Answer& a) {
   return j;
 }
 
-nlohmann::json finding_json(const Finding& f, std::size_t index, const ResultContext& ctx) {
+nlohmann::json finding_json(const Finding& f, std::size_t index, const ResultContext& ctx,
+                            bool sequence) {
   nlohmann::json j;
   j["number"] = index + 1;
   j["answer"] = f.answer;
@@ -118,6 +128,17 @@ nlohmann::json finding_json(const Finding& f, std::size_t index, const ResultCon
   j["area_mm2"] = f.area_mm2 ? double_json(*f.area_mm2) : nlohmann::json(nullptr);
   j["box"] = f.box ? nlohmann::json(*f.box) : nlohmann::json(nullptr);
   j["empty"] = f.area_px == 0;
+  if (sequence) {
+    j["voxels"] = f.area_px;
+    j["volume_ml"] = f.volume_ml ? double_json(*f.volume_ml) : nlohmann::json(nullptr);
+    nlohmann::json range = nullptr;
+    if (f.frame_range) {
+      range = nlohmann::json::array();
+      for (const int z : *f.frame_range) range.push_back(static_cast<std::int64_t>(z));
+    }
+    j["frame_range"] = range;
+    j["frames_with_mask"] = f.frames_with_mask;
+  }
   j["iou"] = float_json(f.iou);
   j["candidate"] = f.candidate;
   nlohmann::json candidates = nlohmann::json::array();
@@ -160,7 +181,15 @@ nlohmann::json interpretation_to_json(const Interpretation& r, const ResultConte
                 {"spacing", array_json(g.spacing)},
                 {"origin", array_json(g.origin)},
                 {"direction", array_json(g.direction)}};
-  j["image"] = {{"width", r.width}, {"height", r.height}};
+  j["image"] = {{"width", r.width}, {"height", r.height}, {"frames", r.frames}};
+  const bool sequence = r.frames > 1 || !r.llm_frames.empty();
+  if (sequence) {
+    j["sequence"] = {{"frames", r.frames},
+                     {"slicing", ctx.slicing},
+                     {"llm_frames", r.llm_frames},
+                     {"frame_rule", r.frame_rule}};
+  }
+  if (!ctx.display.empty()) j["display"] = ctx.display;
   j["model"] = {{"name", ctx.model_name},
                 {"dir", ctx.model_dir},
                 {"demo", ctx.demo},
@@ -171,7 +200,7 @@ nlohmann::json interpretation_to_json(const Interpretation& r, const ResultConte
   j["answers"] = answers;
   nlohmann::json findings = nlohmann::json::array();
   for (std::size_t i = 0; i < r.findings.size(); ++i) {
-    findings.push_back(finding_json(r.findings[i], i, ctx));
+    findings.push_back(finding_json(r.findings[i], i, ctx, sequence));
   }
   j["findings"] = findings;
   j["overlay_file"] =
@@ -196,7 +225,7 @@ std::string interpretation_text(const Interpretation& r) {
   if (!r.findings.empty()) {
     if (!r.answers.empty()) out << '\n';
     for (std::size_t i = 0; i < r.findings.size(); ++i) {
-      out << finding_line(r.findings[i], i + 1) << '\n';
+      out << finding_line(r.findings[i], i + 1, r.frames > 1 || !r.llm_frames.empty()) << '\n';
     }
   }
   return out.str();

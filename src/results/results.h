@@ -43,6 +43,10 @@ struct ResultContext {
   std::string dtype;   // "fp32", "fp16", "bf16"
   std::vector<std::string> mask_files;  // per finding, names in the output folder; may be empty
   std::string overlay_file;             // name in the output folder; empty: none written
+  // Frame sequences: how the input became frames ("axial", "coronal", "sagittal": slices of the
+  // canonical orientation; "frames": the frames of a cine as stored).
+  std::string slicing;
+  std::string display;  // how intensities were mapped to 0..255, e.g. "window brain (80,40)"
 };
 
 // The result document (docs/result-format.md). Never holds mask pixels.

@@ -181,6 +181,34 @@ TEST_F(VideoParity, ConditioningEmbeddingsMatch) {
   }
 }
 
+// Several objects are tracked in one batch per frame; each must come out as it does alone.
+TEST_F(VideoParity, ObjectsTrackedTogetherMatchEachAlone) {
+  torch::InferenceMode guard;
+  unibiomed::VideoOptions options;
+  options.height = static_cast<int>(frames_.size(1));
+  options.width = static_cast<int>(frames_.size(2));
+  options.keep_low_res = true;
+  const torch::Tensor gold = cases_[1].tensors.at("language_embeddings");
+  const torch::Tensor two = torch::cat({gold, -0.5 * gold.flip({1})});
+  const std::vector<int> cond = cases_[1].llm_frames();
+  const auto together = unibiomed::propagate_video(model_->parts(), model_->manifest(), 8,
+                                                   &VideoParity::frame, two, cond, options);
+  ASSERT_EQ(together.masks.size(), 2U);
+  for (std::int64_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE("object " + std::to_string(i));
+    const auto alone =
+        unibiomed::propagate_video(model_->parts(), model_->manifest(), 8, &VideoParity::frame,
+                                   two.narrow(0, i, 1), cond, options);
+    EXPECT_LT(relative_error(together.low_res.narrow(0, i, 1), alone.low_res), 1e-5);
+    EXPECT_EQ(together.masks[static_cast<std::size_t>(i)], alone.masks[0]);
+    for (int f = 0; f < 8; ++f) {
+      EXPECT_NEAR(together.object_score[static_cast<std::size_t>(i)][static_cast<std::size_t>(f)],
+                  alone.object_score[0][static_cast<std::size_t>(f)], 1e-5);
+    }
+  }
+  EXPECT_NE(together.masks[0], together.masks[1]) << "the two objects should differ";
+}
+
 // Memory is bounded: a long sequence holds the conditioning frames' memories and a window of
 // recent ones, never one per frame; and the memory selection follows SAM2's rule.
 TEST_F(VideoParity, MemoryBankStaysBounded) {

@@ -253,38 +253,51 @@ VideoMasks propagate_video(const ModelParts& parts, const BundleManifest& m, int
     if (options.on_frame) options.on_frame(static_cast<int>(out.order.size()), num_frames);
   };
 
-  const auto encode = [&](int frame) {
+  // The frames through the SAM2 image encoder in one batch -> (s0, s1, embed, pos).
+  const auto encode = [&](const std::vector<int>& batch) {
     const auto start = std::chrono::steady_clock::now();
-    const torch::Tensor pixels =
-        to_tensor(sam_input(frame_image(frame), size)).unsqueeze(0).to(parts.device, parts.dtype);
+    std::vector<torch::Tensor> inputs;
+    for (const int f : batch) inputs.push_back(to_tensor(sam_input(frame_image(f), size)));
+    const torch::Tensor pixels = torch::stack(inputs).to(parts.device, parts.dtype);
     auto features = parts.sam_image.call_tuple("forward", {pixels});
     if (features.size() < 4) {
       throw input_error("model part sam_image_encoder returned " + std::to_string(features.size()) +
                         " tensors, expected 4");
     }
-    expect_shape(features[2], {1, -1, h, h}, "sam_image_encoder", "image embedding");
+    expect_shape(features[2], {static_cast<std::int64_t>(batch.size()), -1, h, h},
+                 "sam_image_encoder", "image embedding");
     out.encode_seconds += seconds_since(start, cuda);
     return features;  // s0, s1, embed, pos
   };
 
-  // 1) the conditioning frames: 2-D decodes with the language embeddings, then their memory
-  for (const int f : cond) {
-    const auto feats = encode(f);
+  // 1) the conditioning frames: 2-D decodes with the language embeddings, then their memory.
+  // They do not depend on each other, so up to kCondBatch of them go through the image encoder
+  // and the mask decoder in one batch (rows frame-major: frame i, object j -> i * k + j).
+  constexpr std::size_t kCondBatch = 8;
+  for (std::size_t first = 0; first < cond.size(); first += kCondBatch) {
+    const std::vector<int> group(
+        cond.begin() + static_cast<std::ptrdiff_t>(first),
+        cond.begin() + static_cast<std::ptrdiff_t>(std::min(cond.size(), first + kCondBatch)));
+    const auto n = static_cast<std::int64_t>(group.size());
+    const auto feats = encode(group);
     const auto start = std::chrono::steady_clock::now();
-    const torch::Tensor embed = feats[2];
-    const torch::Tensor prompted = tracker.call_tensor("no_memory", {embed});
+    const torch::Tensor prompted = tracker.call_tensor("no_memory", {feats[2]});
+    const auto per_object = [k](const torch::Tensor& t) { return t.repeat_interleave(k, 0); };
     const Decoded d =
-        unpack(parts.sam_decoder.call_tuple(
-                   "forward", {prompted.expand({k, -1, -1, -1}), feats[0].expand({k, -1, -1, -1}),
-                               feats[1].expand({k, -1, -1, -1}), lang}),
-               k, low, "sam_mask_decoder");
-    finish(f, embed, d, true);
+        unpack(parts.sam_decoder.call_tuple("forward", {per_object(prompted), per_object(feats[0]),
+                                                        per_object(feats[1]), lang.repeat({n, 1})}),
+               n * k, low, "sam_mask_decoder");
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto rows = [&](const torch::Tensor& t) { return t.narrow(0, i * k, k); };
+      finish(group[static_cast<std::size_t>(i)], feats[2].narrow(0, i, 1),
+             {rows(d.masks), rows(d.iou), rows(d.object_score), rows(d.tokens)}, true);
+    }
     out.track_seconds += seconds_since(start, cuda);
   }
 
   // 2) forward from the first conditioning frame, 3) backward from it
   const auto track = [&](int f, int direction) {
-    const auto feats = encode(f);
+    const auto feats = encode({f});
     const auto start = std::chrono::steady_clock::now();
     const MemorySelection sel = select_memory(f, cond, tracked, policy, direction, num_frames);
     std::vector<torch::Tensor> memories;

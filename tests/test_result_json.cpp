@@ -102,7 +102,8 @@ TEST(Results, JsonFields) {
   EXPECT_EQ(in.at("spacing"), nlohmann::json({0.5, 0.5, 2.0}));
   EXPECT_EQ(in.at("origin"), nlohmann::json({-10.0, 5.0, 1.5}));
   EXPECT_EQ(in.at("direction"), nlohmann::json({-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0}));
-  EXPECT_EQ(j.at("image"), nlohmann::json({{"width", 20}, {"height", 10}}));
+  EXPECT_EQ(j.at("image"), nlohmann::json({{"width", 20}, {"height", 10}, {"frames", 1}}));
+  EXPECT_FALSE(j.contains("sequence"));
   EXPECT_EQ(j.at("model"), nlohmann::json({{"name", "tiny"},
                                            {"dir", "/models/tiny"},
                                            {"demo", true},

@@ -280,10 +280,12 @@ TEST(EngineBadInput, ImageSizeErrorNamesTheFile) {
   EXPECT_NE(run.err.find(wide.string()), std::string::npos) << run.err;
 }
 
-TEST(EngineBadInput, AVolumeIsRefusedClearly) {
+// A volume goes through the video path (tests/test_interpret_volume.cpp); a slicing axis it
+// does not know is a usage error naming the value, before the model loads.
+TEST(EngineBadInput, AVolumeWithAnUnknownAxisIsRefusedClearly) {
   const fs::path volume = sample("mricron/ch2.nii.gz");
-  expect_error(interpret(quoted(volume) + " --target brain", "volume"), 3,
-               {"ch2.nii.gz", "2-D"});
+  expect_error(interpret(quoted(volume) + " --target brain --axis oblique", "volume"), 2,
+               {"oblique", "axial, coronal, sagittal"});
 }
 
 TEST(EngineBadInput, MissingImage) {

@@ -271,25 +271,33 @@ VideoMasks propagate_video(const ModelParts& parts, const BundleManifest& m, int
   };
 
   // 1) the conditioning frames: 2-D decodes with the language embeddings, then their memory.
-  // They do not depend on each other, so up to kCondBatch of them go through the image encoder
-  // and the mask decoder in one batch (rows frame-major: frame i, object j -> i * k + j).
+  // They do not depend on each other: each goes through the image encoder on its own (the
+  // encoder's activations are the largest tensors of the run), and up to kCondBatch of them go
+  // through the mask decoder in one batch (rows frame-major: frame i, object j -> i * k + j).
   constexpr std::size_t kCondBatch = 8;
   for (std::size_t first = 0; first < cond.size(); first += kCondBatch) {
     const std::vector<int> group(
         cond.begin() + static_cast<std::ptrdiff_t>(first),
         cond.begin() + static_cast<std::ptrdiff_t>(std::min(cond.size(), first + kCondBatch)));
     const auto n = static_cast<std::int64_t>(group.size());
-    const auto feats = encode(group);
+    std::vector<torch::Tensor> s0, s1, embeds;
+    for (const int f : group) {
+      const auto feats = encode({f});
+      s0.push_back(feats[0]);
+      s1.push_back(feats[1]);
+      embeds.push_back(feats[2]);
+    }
     const auto start = std::chrono::steady_clock::now();
-    const torch::Tensor prompted = tracker.call_tensor("no_memory", {feats[2]});
+    const torch::Tensor embed = torch::cat(embeds);
+    const torch::Tensor prompted = tracker.call_tensor("no_memory", {embed});
     const auto per_object = [k](const torch::Tensor& t) { return t.repeat_interleave(k, 0); };
-    const Decoded d =
-        unpack(parts.sam_decoder.call_tuple("forward", {per_object(prompted), per_object(feats[0]),
-                                                        per_object(feats[1]), lang.repeat({n, 1})}),
-               n * k, low, "sam_mask_decoder");
+    const Decoded d = unpack(
+        parts.sam_decoder.call_tuple("forward", {per_object(prompted), per_object(torch::cat(s0)),
+                                                 per_object(torch::cat(s1)), lang.repeat({n, 1})}),
+        n * k, low, "sam_mask_decoder");
     for (std::int64_t i = 0; i < n; ++i) {
       const auto rows = [&](const torch::Tensor& t) { return t.narrow(0, i * k, k); };
-      finish(group[static_cast<std::size_t>(i)], feats[2].narrow(0, i, 1),
+      finish(group[static_cast<std::size_t>(i)], embed.narrow(0, i, 1),
              {rows(d.masks), rows(d.iou), rows(d.object_score), rows(d.tokens)}, true);
     }
     out.track_seconds += seconds_since(start, cuda);

@@ -3,7 +3,8 @@
 // memory. Prints a table; not a test.
 //
 //   unibiomed_bench_volume -m BUNDLE VOLUME [--modality M] [--axis A] [--slices FIRST:END]
-//                          [--objects K] [--rule spread|release] [--threads N] [--device D]
+//                          [--objects K] [--rule spread|release] [--max-new-tokens N (16)]
+//                          [--threads N] [--device D]
 //
 // A random bundle rarely writes [SEG]; the propagation is then run with K random language
 // embeddings on the frames the rule chose, exactly as the pipeline would run it.
@@ -27,8 +28,8 @@ namespace {
 
 int usage() {
   std::cerr << "usage: unibiomed_bench_volume -m BUNDLE VOLUME [--modality M] [--axis A] "
-               "[--slices FIRST:END] [--objects K] [--rule spread|release] [--threads N] "
-               "[--device D]\n";
+               "[--slices FIRST:END] [--objects K] [--rule spread|release] [--max-new-tokens N] "
+               "[--threads N] [--device D]\n";
   return 2;
 }
 
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   std::string rule = "spread";
   int objects = 1;
   int threads = 0;
+  int max_new_tokens = 16;  // a random bundle never stops on its own
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const auto value = [&]() -> std::string {
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       objects = std::atoi(value().c_str());
     } else if (arg == "--rule") {
       rule = value();
+    } else if (arg == "--max-new-tokens") {
+      max_new_tokens = std::atoi(value().c_str());
     } else if (arg == "--threads") {
       threads = std::atoi(value().c_str());
     } else if (arg == "--device") {
@@ -94,8 +98,8 @@ int main(int argc, char** argv) {
     if (!slices.empty()) {  // a slab FIRST:END of the slices
       const auto colon = slices.find(':');
       const int first = std::atoi(slices.substr(0, colon).c_str());
-      const int end = colon == std::string::npos ? frames.count
-                                                 : std::atoi(slices.substr(colon + 1).c_str());
+      const int end =
+          colon == std::string::npos ? frames.count : std::atoi(slices.substr(colon + 1).c_str());
       if (first < 0 || end > frames.count || end <= first) {
         std::cerr << "--slices " << slices << ": outside 0:" << frames.count << "\n";
         return 2;
@@ -122,6 +126,7 @@ int main(int argc, char** argv) {
     unibiomed::Session session(model);
     unibiomed::InterpretRequest request;
     request.targets = {"brain"};
+    request.generation.max_new_tokens = max_new_tokens;
     const auto result = session.interpret_frames(frames, request);
     const auto& t = result.times;
     std::printf("  %-22s %9.2f s  (%zu frames seen: %s rule)\n", "vision", t.vision,
@@ -134,8 +139,7 @@ int main(int argc, char** argv) {
     double track = t.sam_decode;
     int peak_memories = 0;
     if (result.findings.empty()) {
-      std::printf("  (no [SEG] in the answer: propagation with %d random embedding(s))\n",
-                  objects);
+      std::printf("  (no [SEG] in the answer: propagation with %d random embedding(s))\n", objects);
       torch::InferenceMode guard;
       const auto& parts = model->parts();
       const auto& m = model->manifest();
@@ -145,8 +149,8 @@ int main(int argc, char** argv) {
       unibiomed::VideoOptions video_options;
       video_options.width = frames.width;
       video_options.height = frames.height;
-      const auto video = unibiomed::propagate_video(parts, m, frames.count, frames.frame,
-                                                    language, result.llm_frames, video_options);
+      const auto video = unibiomed::propagate_video(parts, m, frames.count, frames.frame, language,
+                                                    result.llm_frames, video_options);
       encode = video.encode_seconds;
       track = video.track_seconds;
       peak_memories = video.peak_memories;

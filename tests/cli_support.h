@@ -7,8 +7,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+
+#include "test_support.h"
 
 namespace unibiomed::test {
 
@@ -46,6 +49,28 @@ inline CliRun unibiomed_cli(const std::string& arguments, const std::string& inp
   run.out = slurp(out);
   run.err = slurp(err);
   return run;
+}
+
+// A path as one single-quoted shell word (test paths hold no quote).
+inline std::string quoted(const std::filesystem::path& path) {
+  return "'" + path.string() + "'";
+}
+
+struct Interpreted {
+  CliRun run;
+  std::filesystem::path dir;
+  nlohmann::json result;  // result.json; null when it was not written
+};
+
+// Runs `unibiomed interpret -q -m tiny-bundle -o <fresh scratch folder> INPUT ARGUMENTS`.
+inline Interpreted interpret_tiny(const std::string& name, const std::filesystem::path& input,
+                                  const std::string& arguments) {
+  Interpreted r;
+  r.dir = scratch_dir("interpret_" + name) / "out";
+  r.run = unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) + " -o " +
+                        quoted(r.dir) + " " + quoted(input) + " " + arguments);
+  if (std::filesystem::exists(r.dir / "result.json")) r.result = read_json(r.dir / "result.json");
+  return r;
 }
 
 }  // namespace unibiomed::test

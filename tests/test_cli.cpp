@@ -13,11 +13,8 @@
 namespace {
 
 using unibiomed::test::CliRun;
+using unibiomed::test::quoted;
 using unibiomed::test::unibiomed_cli;
-
-std::string quoted(const std::filesystem::path& path) {
-  return "'" + path.string() + "'";
-}
 
 // An input error: exit code 3, one line naming the file and containing `reason`.
 void expect_input_error(const std::filesystem::path& path, const std::string& reason) {

@@ -27,36 +27,24 @@ namespace fs = std::filesystem;
 namespace {
 
 using unibiomed::test::CliRun;
+using unibiomed::test::interpret_tiny;
+using unibiomed::test::Interpreted;
+using unibiomed::test::quoted;
 using unibiomed::test::read_json;
 using unibiomed::test::sample;
 using unibiomed::test::scratch_dir;
 using unibiomed::test::test_data;
 using unibiomed::test::unibiomed_cli;
 
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
-
-std::string tiny() { return "-m " + quoted(test_data("tiny-bundle")); }
-
-struct Interpreted {
-  CliRun run;
-  fs::path dir;
-  nlohmann::json result;  // result.json; null when it was not written
-};
-
 // Runs `unibiomed interpret -q -m tiny-bundle -o <fresh folder> INPUT ARGUMENTS`.
 Interpreted interpret(const std::string& name, const fs::path& input,
                       const std::string& arguments) {
-  Interpreted r;
-  r.dir = scratch_dir("interpret_" + name) / "out";
-  r.run = unibiomed_cli("interpret -q " + tiny() + " -o " + quoted(r.dir) + " " + quoted(input) +
-                        " " + arguments);
-  if (fs::exists(r.dir / "result.json")) r.result = read_json(r.dir / "result.json");
-  return r;
+  return interpret_tiny(name, input, arguments);
 }
 
 // The smallest box holding the nonzero pixels of a width x height mask (x fastest).
-std::optional<std::array<int, 4>> box_of(const std::vector<float>& values, int width,
-                                         int height, int channels) {
+std::optional<std::array<int, 4>> box_of(const std::vector<float>& values, int width, int height,
+                                         int channels) {
   std::optional<std::array<int, 4>> box;
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
@@ -242,16 +230,16 @@ TEST(CliInterpret, MrPngVqa) {
       interpret("t1_vqa", input, "--task vqa --question 'Where are the ventricles?'");
   expect_complete_result(r, input, /*picture=*/true);
   if (!r.result.is_object()) return;
-  EXPECT_NE(r.result["answers"][0]["user_text"].get<std::string>().find(
-                "Where are the ventricles?"),
-            std::string::npos);
+  EXPECT_NE(
+      r.result["answers"][0]["user_text"].get<std::string>().find("Where are the ventricles?"),
+      std::string::npos);
 }
 
 // An oblique sagittal MR slice: the NIfTI mask keeps its direction cosines and origin.
 TEST(CliInterpret, MrDicomRegionKeepsTheObliqueGeometry) {
   const fs::path input = sample("ami/adi_slice.dcm");  // 192 x 192, PIR, 1.146 mm pixels
-  const Interpreted r =
-      interpret("adi_region", input, "--task region --box 40,50,120,140 --question 'What is this?'");
+  const Interpreted r = interpret("adi_region", input,
+                                  "--task region --box 40,50,120,140 --question 'What is this?'");
   expect_complete_result(r, input, /*picture=*/false);
   if (!r.result.is_object()) return;
   EXPECT_EQ(r.result["input"]["direction"].size(), 9U);

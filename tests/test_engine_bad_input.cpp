@@ -30,16 +30,17 @@ namespace fs = std::filesystem;
 namespace {
 
 using unibiomed::test::CliRun;
+using unibiomed::test::quoted;
 using unibiomed::test::read_json;
 using unibiomed::test::sample;
 using unibiomed::test::scratch_dir;
 using unibiomed::test::test_data;
 using unibiomed::test::unibiomed_cli;
 
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
-
 // A small committed picture: no fetched sample needed.
-fs::path brain_png() { return test_data("tiny-golden") / "inputs" / "brain_pd_segment.png"; }
+fs::path brain_png() {
+  return test_data("tiny-golden") / "inputs" / "brain_pd_segment.png";
+}
 
 // `unibiomed interpret -q -m BUNDLE -o <fresh folder> ARGUMENTS`.
 CliRun interpret_with(const fs::path& bundle, const std::string& arguments,
@@ -139,8 +140,8 @@ TEST(EngineBadInput, ManifestDtypeThatTheWeightsDoNotHave) {
 
 // The language side's outputs are checked at load (warm-up) and again when interpreting.
 TEST(EngineBadInput, LanguageHiddenSizeThatTheModuleDoesNotGive) {
-  const fs::path bundle = bundle_copy(
-      "hidden_size", [](nlohmann::json& m) { m["language"]["hidden_size"] = 48; });
+  const fs::path bundle =
+      bundle_copy("hidden_size", [](nlohmann::json& m) { m["language"]["hidden_size"] = 48; });
   expect_load_error(bundle, {"language_decoder", "48"});
   expect_error(interpret_with(bundle, quoted(brain_png()) + " --target brain", "hidden_size"), 3,
                {"language_decoder"});
@@ -149,26 +150,26 @@ TEST(EngineBadInput, LanguageHiddenSizeThatTheModuleDoesNotGive) {
 // Without the warm-up the first part whose output meets the wrong size is the vision encoder
 // (its tokens have the language model's width): still a shape error naming a part, exit 3.
 TEST(EngineBadInput, LanguageHiddenSizeWithoutWarmupStillGivesAClearError) {
-  const fs::path bundle = bundle_copy(
-      "hidden_size_nowarm", [](nlohmann::json& m) { m["language"]["hidden_size"] = 48; });
+  const fs::path bundle = bundle_copy("hidden_size_nowarm",
+                                      [](nlohmann::json& m) { m["language"]["hidden_size"] = 48; });
   expect_error(interpret_with(bundle, quoted(brain_png()) + " --target brain --no-warmup",
                               "hidden_size_nowarm"),
                3, {"model part", "48]", "where the manifest promises"});
 }
 
 TEST(EngineBadInput, LanguageEmbedDimThatTheProjectorDoesNotGive) {
-  const fs::path bundle = bundle_copy(
-      "embed_dim", [](nlohmann::json& m) { m["sam"]["language_embed_dim"] = 16; });
+  const fs::path bundle =
+      bundle_copy("embed_dim", [](nlohmann::json& m) { m["sam"]["language_embed_dim"] = 16; });
   expect_load_error(bundle, {"grounding_projector", "16"});
-  expect_error(interpret_with(bundle, quoted(brain_png()) + " --target brain --no-warmup",
-                              "embed_dim"),
-               3, {"grounding_projector"});
+  expect_error(
+      interpret_with(bundle, quoted(brain_png()) + " --target brain --no-warmup", "embed_dim"), 3,
+      {"grounding_projector"});
 }
 
 // The vision encoder is run at load only on a GPU; on the CPU its check comes when interpreting.
 TEST(EngineBadInput, TokensPerTileThatTheVisionEncoderDoesNotGive) {
-  const fs::path bundle = bundle_copy(
-      "tokens", [](nlohmann::json& m) { m["vision_input"]["tokens_per_tile"] = 32; });
+  const fs::path bundle =
+      bundle_copy("tokens", [](nlohmann::json& m) { m["vision_input"]["tokens_per_tile"] = 32; });
   expect_error(interpret_with(bundle, quoted(brain_png()) + " --target brain", "tokens"), 3,
                {"vision_encoder", "32"});
 }
@@ -186,8 +187,7 @@ TEST(EngineBadInput, TargetsThatCannotBeAsked) {
   expect_error(interpret(image + " --target '<image> brain'", "image_target"), 2,
                {"--target", "<image>"});
   // One bad target among good ones fails the whole request, before the model is run.
-  expect_error(interpret(image + " --target brain --target ''", "second_target"), 2,
-               {"--target"});
+  expect_error(interpret(image + " --target brain --target ''", "second_target"), 2, {"--target"});
 }
 
 TEST(EngineBadInput, BoxesThatDoNotFit) {
@@ -196,15 +196,14 @@ TEST(EngineBadInput, BoxesThatDoNotFit) {
   const std::string w = std::to_string(volume.geometry.size[0]);
   expect_error(interpret(image + " --task region --box 10,10," + w + ",20", "box_outside"), 2,
                {"--box", "outside"});
-  expect_error(interpret(image + " --task region --box -1,0,10,10", "box_negative"), 2,
-               {"--box"});
+  expect_error(interpret(image + " --task region --box -1,0,10,10", "box_negative"), 2, {"--box"});
   expect_error(interpret(image + " --task region --box 1,2,3", "box_three"), 2, {"--box"});
   expect_error(interpret(image + " --task region --box 1,2,3,4,5", "box_five"), 2, {"--box"});
   expect_error(interpret(image + " --task region --box a,b,c,d", "box_letters"), 2, {"--box"});
   expect_error(interpret(image + " --task region --box 50,10,20,40", "box_reversed"), 2,
                {"--box", "x0 <= x1"});
-  expect_error(interpret(image + " --task segment --target brain --box 1,1,5,5", "box_segment"),
-               2, {"--box"});
+  expect_error(interpret(image + " --task segment --target brain --box 1,1,5,5", "box_segment"), 2,
+               {"--box"});
 }
 
 TEST(EngineBadInput, TasksThatAreUnknownOrIncomplete) {
@@ -227,9 +226,8 @@ TEST(EngineBadInput, CudaWithoutCuda) {
 }
 
 TEST(EngineBadInput, Fp16OnTheCpuIsAUsageError) {
-  expect_error(
-      interpret(quoted(brain_png()) + " --target brain --device cpu --dtype fp16", "fp16"), 2,
-      {"fp16"});
+  expect_error(interpret(quoted(brain_png()) + " --target brain --device cpu --dtype fp16", "fp16"),
+               2, {"fp16"});
 }
 
 // ---- the image ----------------------------------------------------------------------------
@@ -297,9 +295,9 @@ TEST(EngineBadInput, MissingImage) {
 
 TEST(EngineBadInput, MaxNewTokensCutsTheAnswerAndSaysSo) {
   const fs::path out = scratch_dir("bad_input_max_tokens") / "out";
-  const CliRun run = unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) +
-                                   " -o " + quoted(out) + " " + quoted(brain_png()) +
-                                   " --target brain --max-new-tokens 2");
+  const CliRun run =
+      unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) + " -o " + quoted(out) +
+                    " " + quoted(brain_png()) + " --target brain --max-new-tokens 2");
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_NE(run.out.find("max-new-tokens"), std::string::npos) << run.out;
   const auto result = read_json(out / "result.json");
@@ -348,16 +346,16 @@ TEST(EngineBadInput, EveryTokenLimitGivesConsistentFindings) {
 }
 
 TEST(EngineBadInput, NegativeMaxNewTokens) {
-  expect_error(interpret(quoted(brain_png()) + " --target brain --max-new-tokens -3", "neg_max"),
-               2, {"--max-new-tokens"});
+  expect_error(interpret(quoted(brain_png()) + " --target brain --max-new-tokens -3", "neg_max"), 2,
+               {"--max-new-tokens"});
 }
 
 // A limit far beyond what the model's positions allow is a bad option value, not an attempt to
 // allocate a KV cache of hundreds of gigabytes (an internal error with LibTorch's backtrace).
 TEST(EngineBadInput, AbsurdMaxNewTokensIsAUsageError) {
   expect_error(
-      interpret(quoted(brain_png()) + " --target brain --max-new-tokens 2000000000", "huge_max"),
-      2, {"--max-new-tokens"});
+      interpret(quoted(brain_png()) + " --target brain --max-new-tokens 2000000000", "huge_max"), 2,
+      {"--max-new-tokens"});
 }
 
 // ---- the output ---------------------------------------------------------------------------
@@ -365,9 +363,8 @@ TEST(EngineBadInput, AbsurdMaxNewTokensIsAUsageError) {
 TEST(EngineBadInput, OutputFolderThatIsAFile) {
   const fs::path file = scratch_dir("bad_input_output_file") / "taken";
   std::ofstream(file) << "not a folder\n";
-  const CliRun run = unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) +
-                                   " -o " + quoted(file) + " " + quoted(brain_png()) +
-                                   " --target brain");
+  const CliRun run = unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) + " -o " +
+                                   quoted(file) + " " + quoted(brain_png()) + " --target brain");
   expect_error(run, 4, {file.string()});
   EXPECT_EQ(unibiomed::test::slurp(file), "not a folder\n");
 }
@@ -375,9 +372,9 @@ TEST(EngineBadInput, OutputFolderThatIsAFile) {
 TEST(EngineBadInput, OutputFolderUnderAFile) {
   const fs::path file = scratch_dir("bad_input_output_under_file") / "taken";
   std::ofstream(file) << "not a folder\n";
-  const CliRun run = unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) +
-                                   " -o " + quoted(file / "out") + " " + quoted(brain_png()) +
-                                   " --target brain");
+  const CliRun run =
+      unibiomed_cli("interpret -q -m " + quoted(test_data("tiny-bundle")) + " -o " +
+                    quoted(file / "out") + " " + quoted(brain_png()) + " --target brain");
   expect_error(run, 4, {(file / "out").string()});
 }
 
@@ -403,8 +400,8 @@ Outcome run_case(unibiomed::Session& session, const ImageCase& c) {
     out.texts.push_back(a.text);
   }
   for (const auto& f : result.findings) {
-    EXPECT_EQ(f.mask.size(), static_cast<std::size_t>(result.width) *
-                                 static_cast<std::size_t>(result.height));
+    EXPECT_EQ(f.mask.size(),
+              static_cast<std::size_t>(result.width) * static_cast<std::size_t>(result.height));
     out.masks.push_back(f.mask);
   }
   return out;

@@ -35,31 +35,19 @@ using unibiomed::Geometry;
 using unibiomed::LabelMap;
 using unibiomed::Volume;
 using unibiomed::test::CliRun;
+using unibiomed::test::interpret_tiny;
+using unibiomed::test::Interpreted;
+using unibiomed::test::quoted;
 using unibiomed::test::read_json;
 using unibiomed::test::sample;
 using unibiomed::test::scratch_dir;
 using unibiomed::test::test_data;
 using unibiomed::test::unibiomed_cli;
 
-std::string shell_quoted(const fs::path& path) {
-  return "'" + path.string() + "'";
-}
-
-struct Interpreted {
-  CliRun run;
-  fs::path dir;
-  nlohmann::json result;  // result.json; null when it was not written
-};
-
 // Runs `unibiomed interpret -q --device cpu -m tiny-bundle -o <fresh folder> INPUT ARGUMENTS`.
 Interpreted interpret(const std::string& name, const fs::path& input,
                       const std::string& arguments) {
-  Interpreted r;
-  r.dir = scratch_dir("interpret_volume_" + name) / "out";
-  r.run = unibiomed_cli("interpret -q --device cpu -m " + shell_quoted(test_data("tiny-bundle")) +
-                        " -o " + shell_quoted(r.dir) + " " + shell_quoted(input) + " " + arguments);
-  if (fs::exists(r.dir / "result.json")) r.result = read_json(r.dir / "result.json");
-  return r;
+  return interpret_tiny("volume_" + name, input, "--device cpu " + arguments);
 }
 
 // NIfTI stores geometry in single precision: compare to what the reader gives for the input.
@@ -645,7 +633,7 @@ TEST(InterpretVolume, BadLlmFramesAreUsageErrorsNamingTheValue) {
     SCOPED_TRACE(value);
     const Interpreted r =
         interpret("llm_frames_bad", input,
-                  "--modality mr --target brain --llm-frames " + shell_quoted(value));
+                  "--modality mr --target brain --llm-frames " + quoted(fs::path(value)));
     EXPECT_EQ(r.run.code, 2) << r.run.err;
     EXPECT_NE(r.run.err.find("--llm-frames '" + value + "'"), std::string::npos) << r.run.err;
     EXPECT_FALSE(fs::exists(r.dir / "result.json"));

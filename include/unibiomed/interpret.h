@@ -1,5 +1,6 @@
-// `unibiomed interpret`: one image or volume in, the model's answer on stdout, and in the output folder the
-// masks on the input's own grid, an overlay picture and the result JSON (docs/result-format.md).
+// `unibiomed interpret`: one image or volume in, the model's answer on stdout, and in the output
+// folder the masks on the input's own grid, an overlay picture and the result JSON
+// (docs/result-format.md).
 #pragma once
 
 #include <filesystem>
@@ -21,8 +22,8 @@ struct InterpretCommand {
   std::string window;      // CT window preset or "W,L"; "": by body region (default_ct_window)
   std::string axis;        // volumes: axial (default), coronal, sagittal
   std::string llm_frames;  // volumes: spread (default), release, or frames "0,40,80"
-  bool json = false;      // stdout gets the result JSON instead of the text
-  bool progress = false;  // a line on `log` at the start of each stage
+  bool json = false;       // stdout gets the result JSON instead of the text
+  bool progress = false;   // a line on `log` at the start of each stage
 };
 
 // The folder a run writes into when none is given: <current dir>/<input name>.unibiomed.

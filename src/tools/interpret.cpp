@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "prompt/request_prompt.h"
-#include "tools/interpret_sequence.h"
 #include "results/results.h"
+#include "tools/interpret_sequence.h"
 #include "unibiomed/error.h"
 #include "unibiomed/preprocess.h"
 #include "unibiomed/write.h"
@@ -113,8 +113,8 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
   if (sequence) {
     frames = make_frame_sequence(volume, command);
     if (command.request.box) {
-      throw usage_error("--box: a region box is drawn on a 2-D image; " + command.input +
-                        " has " + std::to_string(frames->frames.count) + " slices");
+      throw usage_error("--box: a region box is drawn on a 2-D image; " + command.input + " has " +
+                        std::to_string(frames->frames.count) + " slices");
     }
   } else {
     DisplayOptions display_options;

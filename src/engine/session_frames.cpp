@@ -39,47 +39,6 @@ std::vector<int> choose_frames(const InputFrames& input, const BundleManifest& m
   return spread_llm_frames(foreground, m.video_llm_frames);
 }
 
-// Mask measures over frames x height x width voxels.
-void measure_frames(Finding& f, const InputFrames& input) {
-  const std::size_t plane =
-      static_cast<std::size_t>(input.width) * static_cast<std::size_t>(input.height);
-  f.area_px = 0;
-  f.frames_with_mask = 0;
-  int x0 = input.width, y0 = input.height, x1 = -1, y1 = -1, z0 = -1, z1 = -1;
-  for (int z = 0; z < input.count; ++z) {
-    const std::uint8_t* slice = f.mask.data() + plane * static_cast<std::size_t>(z);
-    std::size_t on = 0;
-    for (int y = 0; y < input.height; ++y) {
-      const std::uint8_t* row = slice + static_cast<std::size_t>(y) * input.width;
-      for (int x = 0; x < input.width; ++x) {
-        if (!row[x]) continue;
-        ++on;
-        x0 = std::min(x0, x);
-        x1 = std::max(x1, x);
-        y0 = std::min(y0, y);
-        y1 = std::max(y1, y);
-      }
-    }
-    if (on == 0) continue;
-    f.area_px += on;
-    ++f.frames_with_mask;
-    if (z0 < 0) z0 = z;
-    z1 = z;
-  }
-  f.box.reset();
-  f.frame_range.reset();
-  f.volume_ml.reset();
-  f.area_mm2.reset();
-  if (f.area_px > 0) {
-    f.box = std::array<int, 4>{x0, y0, x1, y1};
-    f.frame_range = std::array<int, 2>{z0, z1};
-  }
-  if (input.spacing_mm) {
-    const auto& s = *input.spacing_mm;
-    f.volume_ml = static_cast<double>(f.area_px) * s[0] * s[1] * s[2] / 1000.0;
-  }
-}
-
 }  // namespace
 
 Interpretation Session::interpret_frames(const InputFrames& input, const InterpretRequest& request,
@@ -161,7 +120,7 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
       finding.iou = video.iou[i][best];
       finding.candidate_iou = {finding.iou};
       finding.object_score = video.object_score[i][best];
-      measure_frames(finding, input);
+      measure_frames(finding, input.width, input.height, input.count, input.spacing_mm);
       if (finding.area_px == 0) {
         result.warnings.push_back("finding " + std::to_string(result.findings.size() + 1) +
                                   (finding.phrase.empty() ? "" : " (" + finding.phrase + ")") +

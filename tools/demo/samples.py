@@ -236,6 +236,29 @@ class Sampler:
         return self._geometry(Case(pics.astype(np.uint8), [turn],
                                    {"subject": subject.name, "slices": ks}))
 
+    def volume_case(self, frames: int = 5) -> Case:
+        """Slices spread over the head (as the engine's spread rule picks the frames the
+        language model sees), one segmentation turn whose mask is given on every frame."""
+        rng = self.rng
+        subject = self.subjects[0] if rng.random() < 0.7 or len(self.subjects) == 1 \
+            else self.subjects[1]
+        ks_all = self.slices[subject.name]
+        edges = np.linspace(0, len(ks_all), frames + 1)
+        picks = [ks_all[int(min(len(ks_all) - 1, rng.uniform(a, b)))]
+                 for a, b in zip(edges[:-1], edges[1:])]
+        targets = texts.CT_TARGETS if subject.modality == "CT" else texts.MR_TARGETS
+        present = [t for t in targets
+                   if max(subject.structures[t][:, :, k].sum() for k in picks) >= MIN_AREA * 3]
+        t = present[int(rng.integers(len(present)))]
+        pics = np.concatenate([self._slab(subject, [k], None, mode)
+                               for k, mode in zip(picks, [self.render_mode(subject)] * frames)])
+        mask = np.concatenate([self._structure(subject, t, [k]) for k in picks])
+        turn = Turn("segment", texts.user_text(self.chat, "segment", texts.target_text(t, rng)),
+                    texts.SEGMENT_ANSWER, [mask], t)
+        return self._geometry(Case(pics.astype(np.uint8), [turn],
+                                   {"subject": subject.name, "slices": picks,
+                                    "llm_frames": frames}))
+
     def _geometry(self, case: Case) -> Case:
         """Random left-right flip (side words swapped), padding or cropping."""
         rng = self.rng

@@ -25,6 +25,7 @@ from unibiomed_ref import prompt as P
 from unibiomed_ref.language import rope_cos_sin
 from unibiomed_ref.model import UniBiomedModel
 from unibiomed_ref.pipeline import embed_prompt, sam_image_input, vision_tiles
+from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
 
@@ -116,17 +117,28 @@ class Trainer:
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
         [SEG]: (case index, turn, mask index))."""
         parts = self.parts
-        tiles = torch.cat([vision_tiles(rgb(c.pictures[0]), self.s) for c in cases])
-        tokens = parts["vision_encoder"](tiles)  # [n, tpt, H]
+        tiles, owner = [], []
+        for ci, c in enumerate(cases):
+            if c.facts.get("llm_frames"):  # one tile per frame, as the engine's video mode
+                tiles += [torch.from_numpy(frame_tile(rgb(p), self.s))[None] for p in c.pictures]
+                owner += [ci] * c.pictures.shape[0]
+            else:
+                tiles.append(vision_tiles(rgb(c.pictures[0]), self.s))
+                owner += [ci] * tiles[-1].shape[0]
+        tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
+        owner_t = torch.tensor(owner)
         rows, targets, segs = [], [], []
         for ci, case in enumerate(cases):
+            tokens_c = tokens_all[owner_t == ci]
             for ti, turn in enumerate(case.turns):
                 text = P.chat_prompt(self.s.chat, P.expand_image_tokens(
-                    turn.user_text, [self.s.tokens_per_tile], self.s.chat.image_placeholder))
+                    turn.user_text, [self.s.tokens_per_tile] * tokens_c.shape[0],
+                    self.s.chat.image_placeholder))
                 prompt = self.tok.encode(text)
                 answer = self.tok.encode(turn.answer + self.stop)
                 ids = torch.tensor(prompt + answer, dtype=torch.long)
-                rows.append(embed_prompt_grad(parts["language_decoder"], ids, tokens[ci],
+                rows.append(embed_prompt_grad(parts["language_decoder"], ids,
+                                              tokens_c.reshape(-1, tokens_c.shape[-1]),
                                               self.context_id))
                 targets.append([-100] * (len(prompt) - 1) + answer + [-100])
                 seg_at = [len(prompt) + i for i, a in enumerate(answer) if a == self.seg_id]
@@ -149,17 +161,23 @@ class Trainer:
 
     def step(self) -> Dict[str, float]:
         t0 = time.perf_counter()
-        cases = [self.sampler.image_case(), self.sampler.image_case(), self.sampler.stack_case()]
+        second = self.sampler.volume_case() if self.step_no % 3 == 1 else \
+            self.sampler.image_case()
+        cases = [self.sampler.image_case(), second, self.sampler.stack_case()]
         ce, emb, where = self._language(cases)
         enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
                              self.parts["sam_tracker"])
-        pictures = [c.pictures[0] for c in cases] + list(cases[2].pictures[1:])
+        # the frame each case's [SEG] masks are decoded on: the first, or for a volume case
+        # the frame where the target is largest
+        shown = [int(np.argmax(c.turns[0].masks[0].sum((1, 2)))) if c.facts.get("llm_frames")
+                 else 0 for c in cases]
+        pictures = [c.pictures[f] for c, f in zip(cases, shown)] + list(cases[2].pictures[1:])
         images = torch.cat([sam_image_input(rgb(p), self.s) for p in pictures])
         s0, s1, embed, pos = enc(images)
         # every [SEG]: decoded on its case's first frame with the language prompt
         idx = torch.tensor([ci for ci, _, _ in where])
         masks, iou, obj, mtok = dec(tracker.no_memory(embed[idx]), s0[idx], s1[idx], emb)
-        target = torch.stack([self._target(cases[ci].turns[ti].masks[mi][0])
+        target = torch.stack([self._target(cases[ci].turns[ti].masks[mi][shown[ci]])
                               for ci, ti, mi in where])
         losses = mask_losses(masks, iou, obj, target, self.opts)
         # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory

@@ -35,6 +35,7 @@ sys.path.insert(0, TOOLS)
 from demo import anatomy, texts  # noqa: E402
 from demo.samples import Sampler  # noqa: E402
 from demo.train import Trainer, TrainOptions  # noqa: E402
+from unibiomed_ref import bundle as B  # noqa: E402
 from unibiomed_ref import prompt as P  # noqa: E402
 from unibiomed_ref.config import ModelConfig, demo_config  # noqa: E402
 from unibiomed_ref.model import UniBiomedModel, build_model  # noqa: E402
@@ -116,7 +117,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             trainer.opts.steps = min(args.max_steps, int(budget / per_step))
         stats = trainer.step()
         for k, v in stats.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+            if k != "skipped":
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        if "skipped" in stats:
+            say(f"step {trainer.step_no}: non-finite loss, update skipped: "
+                f"{trainer.skipped[-1]}")
         if trainer.step_no % 25 == 0:
             say(f"step {trainer.step_no}/{trainer.opts.steps} lr {trainer.lr_at(trainer.step_no):.2e} "
                 + " ".join(f"{k} {v:.3f}" for k, v in running.items()))
@@ -132,6 +137,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    ck = torch.load(os.path.join(args.work, "checkpoint.pt"))
+    config = ModelConfig.from_dict(ck["config"])
+    model = UniBiomedModel(config)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    tok_path = os.path.join(args.work, "tokenizer.model")
+    tokenizer = load_tokenizer("sentencepiece", tok_path, list(P.ADDED_TOKENS))
+    settings = demo_settings(config, tokenizer.token_to_id("</s>"))
+    special = {t: tokenizer.token_to_id(t) for t in P.ADDED_TOKENS}
+    card = os.path.join(args.out, "MODEL_CARD.md")
+    kept = open(card, encoding="utf-8").read() if os.path.exists(card) else None
+    B.write_bundle(
+        args.out, model.export_parts(), settings, "sentencepiece", [tok_path], special,
+        config.to_dict(), torch.bfloat16, name="unibiomed-demo",
+        description=("Demonstration model of the UniBiomed architecture trained on one template "
+                     "subject (ch2 T1 MRI, synthetic contrasts and lesions) and one head CT; "
+                     "not for clinical use. See MODEL_CARD.md."),
+        source={"kind": "trained", "recipe": "tools/make_demo_model.py", "seed": SEED,
+                "steps": int(ck["step"]), "minutes": round(float(ck["minutes"]), 1)},
+        demo=True)
+    if kept is not None:
+        with open(card, "w", encoding="utf-8") as f:
+            f.write(kept)
+    size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    print(f"exported step {ck['step']} to {args.out}: {size / 2**20:.1f} MiB")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from demo import evaluate, model_card
+
+    engine = args.engine if args.engine and os.path.exists(args.engine) else None
+    report = evaluate.run(args.model, DATA, subjects(), engine, args.lesions,
+                          log=lambda m: print(m, file=sys.stderr))
+    text = json.dumps(report, indent=1)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    print(model_card.figures(report))
+    if args.card:
+        model_card.write(args.model, report)
+    return 0
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -141,6 +191,18 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("export", help="export --work's checkpoint as a bundle")
+    p.add_argument("--work", required=True)
+    p.add_argument("-o", "--out", default=os.path.join(ROOT, "models", "default"))
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("evaluate", help="held-out figures of a bundle")
+    p.add_argument("-m", "--model", default=os.path.join(ROOT, "models", "default"))
+    p.add_argument("--engine", default=os.path.join(ROOT, "build", "src", "unibiomed"),
+                   help="the unibiomed binary for the whole-volume runs (skipped if absent)")
+    p.add_argument("--lesions", type=int, default=60, help="synthetic lesion cases")
+    p.add_argument("--json", help="write the full report here")
+    p.add_argument("--card", action="store_true", help="rewrite the bundle's MODEL_CARD.md")
+    p.set_defaults(fn=cmd_evaluate)
     args = parser.parse_args(argv)
     return args.fn(args)
 

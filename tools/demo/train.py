@@ -42,6 +42,21 @@ class TrainOptions:
     seed: int = 7
 
 
+def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None) -> torch.Tensor:
+    """fp32 ConvTranspose2d (kernel 2, stride 2). The export keeps the reference's matmul form
+    (torch 1.13's CPU bf16 conv_transpose2d is broken); its backward in torch 1.13 gives
+    garbage weight gradients (1e29 and up) for the permuted input, so training uses this."""
+    return F.conv_transpose2d(x, weight, bias, stride=2)
+
+
+def use_training_kernels() -> None:
+    """Swap in the training forms of ops whose torch 1.13 backward is wrong (same forward)."""
+    from unibiomed_ref.sam2 import mask_decoder
+
+    mask_decoder._deconv2x2 = _deconv2x2_for_training
+
+
 def rgb(picture: np.ndarray) -> np.ndarray:
     return np.repeat(picture[..., None], 3, axis=2)
 
@@ -85,6 +100,7 @@ def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
 class Trainer:
     def __init__(self, model: UniBiomedModel, tokenizer, settings: InferenceSettings,
                  sampler: Sampler, opts: TrainOptions) -> None:
+        use_training_kernels()
         self.model = model
         self.parts = model.export_parts()
         self.tok = tokenizer
@@ -100,6 +116,7 @@ class Trainer:
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
                                       {"params": other, "weight_decay": 0.0}], lr=opts.lr)
         self.step_no = 0
+        self.skipped: List[object] = []  # facts of the cases of steps with a non-finite loss
         self.low = settings.sam_image_size // 4
 
     def lr_at(self, step: int) -> float:
@@ -211,10 +228,23 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step_no)
         self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
-        self.opt.step()
         self.step_no += 1
+        if not torch.isfinite(total):
+            parts = {"ce": ce, **{f"decode {k}": v for k, v in losses.items()},
+                     **{f"track {k}": v for k, v in track.items()}}
+            self.skipped.append([c.facts for c in cases] +
+                                [k for k, v in parts.items() if not torch.isfinite(v)])
+            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
+        total.backward()
+        worst = max(((float(p.grad.double().abs().max()), n)
+                     for n, p in self.model.named_parameters() if p.grad is not None))
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip)
+        if not torch.isfinite(norm):
+            bad = [worst]
+            self.skipped.append([c.facts for c in cases] + bad[:6])
+            self.opt.zero_grad(set_to_none=True)
+            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
+        self.opt.step()
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
                 "track": float(track["mask"]), "seconds": time.perf_counter() - t0}

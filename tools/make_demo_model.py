@@ -182,6 +182,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The engine's parity cases on the demo bundle (tests/data/demo-golden): an unseen scan.
+DEMO_CASES = (
+    ("pd_ventricles_segment", "itk/BrainProtonDensitySlice.png", None, "segment",
+     "lateral ventricles", ""),
+    ("t1_diagnose", "itk/BrainT1Slice.png", None, "diagnose", "", ""),
+    ("pd_report", "itk/BrainProtonDensitySlice.png", None, "report", "", ""),
+    ("t1_vqa", "itk/BrainT1Slice.png", None, "vqa", "", "Where is the lesion?"),
+)
+
+
+def cmd_goldens(args: argparse.Namespace) -> int:
+    """Goldens of the reference pipeline on the exported bundle, for the engine's parity tests;
+    the eager reference runs on the checkpoint's weights rounded to the bundle's bf16."""
+    from unibiomed_ref.goldens import write_goldens
+
+    torch.set_num_threads(1)
+    ck = torch.load(os.path.join(args.work, "checkpoint.pt"))
+    model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
+    model.load_state_dict({k: v.to(torch.bfloat16).float() for k, v in ck["model"].items()})
+    model.eval()
+    ref = os.path.relpath(os.path.abspath(args.model), os.path.abspath(args.out))
+    write_goldens(args.model, args.out, model.parts(), DATA, cases_2d=DEMO_CASES,
+                  bundle_ref=ref)
+    return 0
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -195,6 +221,11 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--work", required=True)
     p.add_argument("-o", "--out", default=os.path.join(ROOT, "models", "default"))
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("goldens", help="reference goldens of the exported bundle")
+    p.add_argument("--work", required=True)
+    p.add_argument("-m", "--model", default=os.path.join(ROOT, "models", "default"))
+    p.add_argument("-o", "--out", default=os.path.join(ROOT, "tests", "data", "demo-golden"))
+    p.set_defaults(fn=cmd_goldens)
     p = sub.add_parser("evaluate", help="held-out figures of a bundle")
     p.add_argument("-m", "--model", default=os.path.join(ROOT, "models", "default"))
     p.add_argument("--engine", default=os.path.join(ROOT, "build", "src", "unibiomed"),

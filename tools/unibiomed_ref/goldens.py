@@ -13,7 +13,7 @@ import gzip
 import json
 import os
 import struct
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -97,12 +97,19 @@ def _case_2d(parts: ModelParts, eager: ModelParts, tokenizer, settings, rgb: np.
 
 
 def write_goldens(bundle_dir: str, golden_dir: str, eager: ModelParts, data_dir: str,
-                  log: Callable[..., Any] = print) -> None:
-    """Run every case on the bundle (and on ``eager``) and write the goldens to ``golden_dir``."""
+                  log: Callable[..., Any] = print, cases_2d: Sequence[tuple] = CASES_2D,
+                  bundle_ref: str = "../tiny-bundle") -> None:
+    """Run every case on the bundle (and on ``eager``) and write the goldens to ``golden_dir``.
+
+    A bundle stored in bf16 is computed in fp32 (as the engine does on CPU); ``eager`` must then
+    hold the same bf16-rounded weights. ``bundle_ref`` is the bundle's path relative to
+    ``golden_dir``, recorded in cases.json."""
     parts, settings, tokenizer, _manifest = B.load_bundle(bundle_dir)
+    for name in ("vision", "language", "grounding", "sam_image", "sam_decoder", "sam_tracker"):
+        getattr(parts, name).float()
     os.makedirs(os.path.join(golden_dir, "inputs"), exist_ok=True)
     cases: List[Dict[str, Any]] = []
-    for name, rel, crop, task, target, question in CASES_2D:
+    for name, rel, crop, task, target, question in cases_2d:
         rgb = np.asarray(Image.open(os.path.join(data_dir, rel)).convert("RGB"))
         if crop is not None:
             rgb = np.ascontiguousarray(rgb[crop[0]:crop[1], crop[2]:crop[3]])
@@ -141,5 +148,5 @@ def write_goldens(bundle_dir: str, golden_dir: str, eager: ModelParts, data_dir:
                       "tensors": f"{name}.safetensors"})
         log(f"golden {name}: {out.generation.text!r}, frames {out.llm_frames}")
     with open(os.path.join(golden_dir, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump({"bundle": "../tiny-bundle", "cases": cases}, f, indent=1)
+        json.dump({"bundle": bundle_ref, "cases": cases}, f, indent=1)
         f.write("\n")

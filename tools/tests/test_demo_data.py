@@ -1,0 +1,149 @@
+"""The demo model's training data: ground truth from the open scans, slices as the engine shows
+them, answers that are true to their masks, held-out slices never drawn for training.
+
+    /usr/bin/python3 -m unittest tools.tests.test_demo_data
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unittest
+
+import numpy as np
+
+TOOLS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.dirname(TOOLS)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+
+from demo import anatomy, slices, synth, texts  # noqa: E402
+from demo.samples import HOLDOUT, Sampler  # noqa: E402
+from unibiomed_ref import prompt as P  # noqa: E402
+
+DATA = os.environ.get("UNIBIOMED_DATA", os.path.join(ROOT, ".cache", "data"))
+HAVE_DATA = os.path.exists(os.path.join(DATA, "mricron", "aal.nii.gz")) and \
+    os.path.exists(os.path.join(DATA, "invesalius", "matrix.dat"))
+
+
+@unittest.skipUnless(HAVE_DATA, "sample cache missing (tools/fetch_data.sh)")
+class DemoData(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.ch2 = anatomy.ch2_subject(DATA)
+        cls.ct = anatomy.ct_subject(DATA)
+
+    def ml(self, subject: anatomy.Subject, name: str) -> float:
+        return float(subject.structures[name].sum() * np.prod(subject.spacing) / 1000.0)
+
+    def test_structure_volumes_are_anatomical(self) -> None:
+        self.assertTrue(1200 < self.ml(self.ch2, "brain") < 1900)
+        self.assertTrue(10 < self.ml(self.ch2, "lateral ventricles") < 60)
+        self.assertTrue(5 < self.ml(self.ch2, "left hippocampus") < 12)
+        self.assertTrue(1000 < self.ml(self.ct, "brain") < 1700)
+        self.assertTrue(300 < self.ml(self.ct, "skull") < 1000)
+        s = self.ch2.structures
+        self.assertFalse((s["lateral ventricles"] & s["frontal lobe"]).any())
+        self.assertTrue((s["lateral ventricles"] <= s["brain"]).all())
+        self.assertFalse((self.ct.structures["brain"] & self.ct.structures["skull"]).any())
+        both = s["left frontal lobe"] | s["right frontal lobe"]
+        self.assertTrue((both == s["frontal lobe"]).all())
+        self.assertFalse((s["left frontal lobe"] & s["right frontal lobe"]).any())
+
+    def test_left_is_low_i_in_ras_order(self) -> None:
+        # AAL's Hippocampus_L lies at world x < 0, which is i < 90 on ch2's grid.
+        i_left = np.argwhere(self.ch2.structures["left hippocampus"])[:, 0].mean()
+        i_right = np.argwhere(self.ch2.structures["right hippocampus"])[:, 0].mean()
+        self.assertLess(i_left, 90)
+        self.assertGreater(i_right, 90)
+
+    def test_axial_slices_are_radiological(self) -> None:
+        k = 62  # through the hippocampi
+        left = slices.take(self.ch2.structures["left hippocampus"], "axial", k)
+        frontal = slices.take(self.ch2.structures["frontal lobe"], "axial", 100)
+        self.assertEqual(left.shape, (217, 181))
+        cols = np.argwhere(left)[:, 1]
+        self.assertGreater(cols.mean(), 181 / 2)  # the subject's left on the image's right
+        rows = np.argwhere(frontal)[:, 0]
+        self.assertLess(rows.mean(), 217 / 2)  # anterior at the top
+        cerebellum = slices.take(self.ch2.structures["cerebellum"], "coronal", 150)
+        self.assertGreater(np.argwhere(cerebellum)[:, 0].mean(), 181 / 2)  # inferior below
+
+    def test_training_never_draws_held_out_slices(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 3)
+        for name, ranges in HOLDOUT.items():
+            for k in sampler.slices[name]:
+                self.assertFalse(any(a - 2 <= k < b + 2 for a, b in ranges), (name, k))
+        for _ in range(40):
+            case = sampler.image_case()
+            ranges = HOLDOUT[case.facts["subject"]]
+            for k in case.facts["slices"]:
+                self.assertFalse(any(a <= k < b for a, b in ranges))
+        held = Sampler([self.ch2, self.ct], P.ChatSettings(), True, 3)
+        self.assertEqual(len(held.slices["ch2"]), 24)
+
+    def test_answers_are_true_to_their_masks(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 5)
+        seen_lesions = 0
+        for _ in range(60):
+            case = sampler.image_case(lesion_rate=0.8)
+            picture = case.pictures[0]
+            self.assertEqual(picture.dtype, np.uint8)
+            for turn in case.turns:
+                self.assertEqual(turn.answer.count(P.SEG), len(turn.masks), turn.answer)
+                for m in turn.masks:
+                    self.assertEqual(m.shape[1:], picture.shape)
+            lesion = case.facts["lesion"]
+            if lesion is None:
+                continue
+            carriers = [t.masks[0][0] for t in case.turns
+                        if t.target == "lesion" or "<p>lesion</p>" in t.answer]
+            if not carriers:  # e.g. asked for the modality only
+                continue
+            seen_lesions += 1
+            mask = carriers[0]
+            head = picture > 20
+            centre = np.argwhere(mask)[:, 1].mean()
+            middle = np.argwhere(head)[:, 1].mean()
+            if abs(centre - middle) > 8:  # clear of the midline
+                # radiological: the subject's left is on the image's right
+                self.assertEqual(lesion["side"], "left" if centre > middle else "right")
+            for turn in case.turns:
+                if "<p>lesion</p>" in turn.answer and "side" not in turn.answer \
+                        and "lesion</p> [SEG]." not in turn.answer:
+                    self.assertIn(f"{lesion['side']} {lesion['region']}", turn.answer)
+        self.assertGreater(seen_lesions, 10)
+
+    def test_synthesis_keeps_shape_and_range(self) -> None:
+        rng = np.random.default_rng(0)
+        labels = np.stack([slices.take(self.ch2.tissues, "axial", k) for k in (80, 81)])
+        pics = synth.synthesize(labels, rng)
+        self.assertEqual(pics.shape, labels.shape)
+        self.assertGreaterEqual(pics.min(), 0.0)
+        self.assertLessEqual(pics.max(), 255.0)
+        again = synth.synthesize(labels, np.random.default_rng(0))
+        np.testing.assert_array_equal(pics, again)
+        # white and grey matter get different intensities in most draws
+        wm = labels == anatomy.T["white matter"]
+        gm = labels == anatomy.T["cortex"]
+        self.assertGreater(abs(pics[wm].mean() - pics[gm].mean()), 1.0)
+
+
+class DemoTexts(unittest.TestCase):
+    def test_sides_and_contrast_words(self) -> None:
+        rng = np.random.default_rng(1)
+        lesion = {"side": "left", "region": "frontal lobe", "bright": True}
+        self.assertIn("left frontal lobe", texts.report_answer(rng, "MR", lesion, False))
+        self.assertIn("hyperintense", texts.report_answer(rng, "MR", lesion, False))
+        self.assertIn("hypodense", texts.report_answer(rng, "CT", {**lesion, "bright": False},
+                                                       False))
+        self.assertEqual(texts.report_answer(rng, "CT", None, False), "No focal lesion is seen.")
+        for _ in range(20):
+            q, a = texts.vqa(rng, "MR", lesion)
+            self.assertTrue(a.count(P.SEG) <= 1)
+            if "Which side" in q or "left or the right" in q:
+                self.assertIn("left side", a)
+
+
+if __name__ == "__main__":
+    unittest.main()

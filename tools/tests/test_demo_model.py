@@ -1,0 +1,114 @@
+"""The shipped demo model (models/default) on held-out slices, through the reference pipeline
+on its exported TorchScript files; and the evaluation's own arithmetic.
+
+    /usr/bin/python3 -m unittest tools.tests.test_demo_model
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+TOOLS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.dirname(TOOLS)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+
+from demo import evaluate, model_card, slices  # noqa: E402
+
+DATA = os.environ.get("UNIBIOMED_DATA", os.path.join(ROOT, ".cache", "data"))
+BUNDLE = os.path.join(ROOT, "models", "default")
+HAVE = os.path.exists(os.path.join(BUNDLE, "manifest.json")) and \
+    os.path.exists(os.path.join(DATA, "mricron", "aal.nii.gz"))
+
+
+class EvaluationArithmetic(unittest.TestCase):
+    def test_dice_by_hand(self) -> None:
+        a = np.zeros((4, 4), bool)
+        b = np.zeros((4, 4), bool)
+        a[:2, :2] = True  # 4 pixels
+        b[:2, :3] = True  # 6 pixels, 4 shared
+        self.assertAlmostEqual(evaluate.dice(a, b), 8 / 10)
+        self.assertEqual(evaluate.dice(a & False, b & False), 1.0)
+        self.assertEqual(evaluate.dice(a, b & False), 0.0)
+
+    def test_scorer_pools_and_averages(self) -> None:
+        s = evaluate.Scorer()
+        a = np.zeros((4, 4), bool)
+        a[0, :2] = True
+        s.add("x", a, a)  # Dice 1
+        s.add("x", np.zeros_like(a), a)  # Dice 0, empty prediction
+        row = s.table()["x"]
+        self.assertAlmostEqual(row["dice"], 4 / 6)  # 2*2 / (2 + 4)
+        self.assertAlmostEqual(row["mean_slice_dice"], 0.5)
+        self.assertEqual((s.runs, s.empty), (2, 1))
+
+    def test_card_figures_fill_only_their_section(self) -> None:
+        tmp = tempfile.mkdtemp()
+        try:
+            with open(os.path.join(tmp, "MODEL_CARD.md"), "w", encoding="utf-8") as f:
+                f.write("# card\n<!-- figures:start -->\nold\n<!-- figures:end -->\ntail\n")
+            table = {"brain": {"dice": 0.9, "mean_slice_dice": 0.88, "slices": 3}}
+            held = {"structures": table, "runs": 3, "empty_mask_rate": 0.0}
+            report = {"bar": {"large_mean_dice": 0.9, "all_mean_dice": 0.9,
+                              "location_rate": 0.85},
+                      "held_out_slices": held, "held_out_synthetic_contrast": held,
+                      "unseen_subject": {"x.png": 0.7},
+                      "lesions": {"cases": 2, "location_rate": 0.5, "lesion_dice": 0.4}}
+            model_card.write(tmp, report)
+            text = open(os.path.join(tmp, "MODEL_CARD.md"), encoding="utf-8").read()
+            self.assertNotIn("old", text)
+            self.assertTrue(text.startswith("# card\n") and text.endswith("tail\n"))
+            self.assertIn("| brain (large) | 0.900 | 0.880 | 3 |", text)
+            self.assertTrue(os.path.exists(os.path.join(tmp, "eval.json")))
+        finally:
+            shutil.rmtree(tmp)
+
+
+@unittest.skipUnless(HAVE, "models/default or the sample cache missing")
+class ShippedModel(unittest.TestCase):
+    """A regression gate on the shipped weights: large structures on held-out slices."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        from demo import anatomy
+
+        cls.ch2 = anatomy.ch2_subject(DATA)
+        cls.ct = anatomy.ct_subject(DATA)
+        cls.ev = evaluate.Evaluator(BUNDLE, [cls.ch2, cls.ct], log=lambda *_: None)
+
+    def pooled(self, subject, target: str, ks, window=None) -> float:
+        scorer = evaluate.Scorer()
+        for k in ks:
+            pic = slices.take(subject.image, "axial", k)
+            if window:
+                pic = slices.to_uint8(pic, *window)
+            else:
+                pic = np.clip(pic, 0, 255).astype(np.uint8)  # 8-bit MR shown as stored
+            scorer.add(target, self.ev.segment(pic, target),
+                       slices.take(subject.structures[target], "axial", k))
+        return scorer.table()[target]["dice"]
+
+    def test_brain_mri_held_out_slices(self) -> None:
+        ks = range(88, 96, 2)
+        self.assertGreater(self.pooled(self.ch2, "brain", ks), BRAIN_MIN)
+        self.assertGreater(self.pooled(self.ch2, "lateral ventricles", ks), VENTRICLES_MIN)
+
+    def test_head_ct_held_out_slices(self) -> None:
+        ks = range(60, 66, 2)
+        window = slices.CT_WINDOWS["brain"]
+        self.assertGreater(self.pooled(self.ct, "skull", ks, window), SKULL_MIN)
+        self.assertGreater(self.pooled(self.ct, "head", ks, window), HEAD_MIN)
+
+
+# Floors a little under the model card's figures for these slices (the card has the full set).
+BRAIN_MIN, VENTRICLES_MIN, SKULL_MIN, HEAD_MIN = 0.9, 0.7, 0.75, 0.9
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -93,7 +93,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.write(line + "\n")
         log.flush()
 
-    tok_path = make_tokenizer(args.work)
+    if args.init:  # continue from a checkpoint: its tokenizer, its weights, a fresh optimiser
+        import shutil
+
+        src = os.path.dirname(os.path.abspath(args.init))
+        if os.path.abspath(args.work) != src:
+            shutil.copyfile(os.path.join(src, "tokenizer.model"),
+                            os.path.join(args.work, "tokenizer.model"))
+        tok_path = os.path.join(args.work, "tokenizer.model")
+    else:
+        tok_path = make_tokenizer(args.work)
     tokenizer = load_tokenizer("sentencepiece", tok_path, list(P.ADDED_TOKENS))
     config = demo_config(tokenizer.vocab_size)
     settings = demo_settings(config, tokenizer.token_to_id("</s>"))
@@ -101,10 +110,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     subs = subjects()
     say(f"tokenizer {tokenizer.vocab_size} pieces; subjects ready in "
         f"{time.perf_counter() - t0:.1f} s")
-    model = build_model(config, SEED).train()
+    model = build_model(config, SEED)
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["model"])
+        say(f"weights from {args.init}")
+    model.train()
     budget = args.minutes * 60.0
-    opts = TrainOptions(steps=args.max_steps, seed=SEED)
-    trainer = Trainer(model, tokenizer, settings, Sampler(subs, CHAT, False, SEED), opts)
+    opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
+                        warmup=50 if args.init else 200)
+    trainer = Trainer(model, tokenizer, settings,
+                      Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
     start = time.perf_counter()
     # The learning rate follows the time budget: its schedule runs over the steps that fit.
     running: dict = {}
@@ -216,6 +231,8 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=75.0)
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--init", help="start from this checkpoint.pt (and its tokenizer)")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("export", help="export --work's checkpoint as a bundle")
     p.add_argument("--work", required=True)

@@ -158,7 +158,7 @@ def volume_runs(engine: str, bundle: str, data_dir: str, subjects: Dict[str, Sub
                 findings = result.get("findings", [])
                 gt = subjects[subject].structures[target]
                 if findings:
-                    mask_file = os.path.join(res, findings[0]["mask"])
+                    mask_file = os.path.join(res, findings[0]["mask_file"])
                     img = nib.as_closest_canonical(nib.load(mask_file))
                     pred = np.asarray(img.dataobj) > 0
                     if pred.shape != gt.shape:

@@ -40,6 +40,10 @@ class TrainOptions:
     bce_weight: float = 2.0  # the release's weights: 2 x BCE + 0.5 x Dice
     dice_weight: float = 0.5
     seed: int = 7
+    # Loss on every candidate mask, not only the best one: with SAM's min-over-candidates loss
+    # the three candidates settle on three prompt-independent masks (head, brain, ...) and the
+    # [SEG] embedding is ignored; the release trains a single mask.
+    all_candidates: bool = True
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -85,6 +89,7 @@ def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
     per = opts.bce_weight * bce + opts.dice_weight * dice  # [N,3]
     best = per.argmin(1)
     rows = torch.arange(masks.shape[0])
+    mask_loss = per.mean(1) if opts.all_candidates else per[rows, best]
     with torch.no_grad():
         hard_p = masks > 0
         hard_t = t > 0.5
@@ -92,7 +97,7 @@ def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
         union = (hard_p | hard_t).sum((2, 3)).float()
         iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
     present = (target.flatten(1).amax(1) > 0.5).float()
-    return {"mask": per[rows, best].mean(),
+    return {"mask": mask_loss.mean(),
             "iou": F.mse_loss(iou_pred, iou),
             "object": F.binary_cross_entropy_with_logits(obj[:, 0], present)}
 

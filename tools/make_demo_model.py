@@ -163,7 +163,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = demo_settings(config, tokenizer.token_to_id("</s>"))
     special = {t: tokenizer.token_to_id(t) for t in P.ADDED_TOKENS}
     card = os.path.join(args.out, "MODEL_CARD.md")
-    kept = open(card, encoding="utf-8").read() if os.path.exists(card) else None
+    template = os.path.join(TOOLS, "demo", "model_card_template.md")
+    kept = open(card if os.path.exists(card) else template, encoding="utf-8").read()
     B.write_bundle(
         args.out, model.export_parts(), settings, "sentencepiece", [tok_path], special,
         config.to_dict(), torch.bfloat16, name="unibiomed-demo",
@@ -173,9 +174,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         source={"kind": "trained", "recipe": "tools/make_demo_model.py", "seed": SEED,
                 "steps": int(ck["step"]), "minutes": round(float(ck["minutes"]), 1)},
         demo=True)
-    if kept is not None:
-        with open(card, "w", encoding="utf-8") as f:
-            f.write(kept)
+    with open(card, "w", encoding="utf-8") as f:  # the figures come from `evaluate --card`
+        f.write(kept)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print(f"exported step {ck['step']} to {args.out}: {size / 2**20:.1f} MiB")
     return 0

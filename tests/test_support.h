@@ -98,3 +98,18 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
 }
 
 }  // namespace unibiomed::test
+
+// The datasets the parity tests run on: a goldens folder under tests/data whose cases.json
+// names its bundle relative to itself. Type names (not an index) so that ctest's names say
+// which model a test ran on: EngineParity.VisionTokensMatch<parity::demo>.
+namespace parity {
+struct tiny {
+  static std::string golden() { return "tiny-golden"; }
+  static constexpr bool optional = false;
+};
+// Comes with the shipped model (models/default); its tests skip while it is not committed.
+struct demo {
+  static std::string golden() { return "demo-golden"; }
+  static constexpr bool optional = true;
+};
+}  // namespace parity

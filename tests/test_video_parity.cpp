@@ -1,6 +1,7 @@
-// The frame-sequence (volume) pipeline against the reference pipeline's video goldens for the
-// tiny bundle: the release's frame rule and a spread choice; stage by stage (conditioning
-// embeddings, low-res logits of every frame, masks) and end to end through the Session.
+// The frame-sequence (volume) pipeline against the reference pipeline's video goldens: the
+// release's frame rule and a spread choice; stage by stage (conditioning embeddings, low-res
+// logits of every frame, masks) and end to end through the Session. Every test runs on two
+// datasets: the tiny bundle with its goldens, and the demo bundle (models/default) with its own.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -24,6 +25,8 @@ using unibiomed::test::read_json;
 using unibiomed::test::relative_error;
 using unibiomed::test::test_data;
 
+using Datasets = ::testing::Types<parity::tiny, parity::demo>;
+
 struct VideoCase {
   nlohmann::json meta;
   std::map<std::string, torch::Tensor> tensors;
@@ -31,26 +34,41 @@ struct VideoCase {
   std::vector<int> llm_frames() const { return meta["llm_frames"].get<std::vector<int>>(); }
 };
 
+std::vector<std::int32_t> ids_of(const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kInt64).contiguous();
+  return std::vector<std::int32_t>(c.data_ptr<std::int64_t>(),
+                                   c.data_ptr<std::int64_t>() + c.numel());
+}
+
+// The model, the golden frame cases and their frames are loaded once per dataset (each
+// instantiation of the template has its own statics).
+// Both datasets hold the same two cases in this order, ch2_video_release then ch2_video_spread,
+// on the same 8 frames of ch2; the tests below rely on that (cases_[0], cases_[1], 8 frames).
+template <typename Data>
 class VideoParity : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    const auto golden = test_data(Data::golden());
+    absent_ = !std::filesystem::exists(golden / "cases.json");
+    if (absent_ && Data::optional) return;
+    const nlohmann::json all = read_json(golden / "cases.json");
+    const auto bundle = (golden / all["bundle"].get<std::string>()).lexically_normal();
     unibiomed::ModelOptions options;
     options.device = "cpu";
-    model_ = unibiomed::Model::load(test_data("tiny-bundle"), options);
-    const nlohmann::json all = read_json(test_data("tiny-golden") / "cases.json");
+    model_ = unibiomed::Model::load(bundle, options);
     for (const auto& c : all["cases"]) {
       if (c["kind"] != "frames") continue;
       VideoCase v;
       v.meta = c;
-      v.tensors =
-          unibiomed::read_safetensors(test_data("tiny-golden") / c["tensors"].get<std::string>());
+      v.tensors = unibiomed::read_safetensors(golden / c["tensors"].get<std::string>());
       cases_.push_back(std::move(v));
-      frames_ =
-          unibiomed::read_safetensors(test_data("tiny-golden") / c["frames"].get<std::string>())
-              .at("frames");
+      frames_ = unibiomed::read_safetensors(golden / c["frames"].get<std::string>()).at("frames");
     }
   }
-  void SetUp() override { ASSERT_EQ(cases_.size(), 2U); }
+  void SetUp() override {
+    if (absent_ && Data::optional) GTEST_SKIP() << Data::golden() << " not shipped yet";
+    ASSERT_EQ(cases_.size(), 2U);
+  }
   static void TearDownTestSuite() {
     model_.reset();
     cases_.clear();
@@ -75,39 +93,31 @@ class VideoParity : public ::testing::Test {
     return input;
   }
 
-  static std::vector<std::int32_t> ids_of(const torch::Tensor& t) {
-    const torch::Tensor c = t.to(torch::kInt64).contiguous();
-    return std::vector<std::int32_t>(c.data_ptr<std::int64_t>(),
-                                     c.data_ptr<std::int64_t>() + c.numel());
-  }
-
-  static std::shared_ptr<const unibiomed::Model> model_;
-  static std::vector<VideoCase> cases_;
-  static torch::Tensor frames_;
+  inline static std::shared_ptr<const unibiomed::Model> model_;
+  inline static bool absent_ = false;
+  inline static std::vector<VideoCase> cases_;
+  inline static torch::Tensor frames_;
 };
+TYPED_TEST_SUITE(VideoParity, Datasets);
 
-std::shared_ptr<const unibiomed::Model> VideoParity::model_;
-std::vector<VideoCase> VideoParity::cases_;
-torch::Tensor VideoParity::frames_;
-
-TEST_F(VideoParity, ReleaseRuleIsTheFirstFiveFrames) {
-  EXPECT_EQ(unibiomed::release_llm_frames(8, model_->manifest().video_llm_frames),
-            cases_[0].llm_frames());
+TYPED_TEST(VideoParity, ReleaseRuleIsTheFirstFiveFrames) {
+  EXPECT_EQ(unibiomed::release_llm_frames(8, this->model_->manifest().video_llm_frames),
+            this->cases_[0].llm_frames());
   EXPECT_EQ(unibiomed::release_llm_frames(3, 5), (std::vector<int>{0, 1, 2}));
 }
 
 // Propagation from the golden conditioning embeddings: every frame's low-res logits and mask.
-TEST_F(VideoParity, PropagationMatchesEveryFrame) {
+TYPED_TEST(VideoParity, PropagationMatchesEveryFrame) {
   torch::InferenceMode guard;
-  for (const auto& v : cases_) {
+  for (const VideoCase& v : this->cases_) {
     SCOPED_TRACE(v.name());
     unibiomed::VideoOptions options;
-    options.height = static_cast<int>(frames_.size(1));
-    options.width = static_cast<int>(frames_.size(2));
+    options.height = static_cast<int>(this->frames_.size(1));
+    options.width = static_cast<int>(this->frames_.size(2));
     options.keep_low_res = true;
     const auto video = unibiomed::propagate_video(
-        model_->parts(), model_->manifest(), static_cast<int>(frames_.size(0)), &VideoParity::frame,
-        v.tensors.at("language_embeddings"), v.llm_frames(), options);
+        this->model_->parts(), this->model_->manifest(), static_cast<int>(this->frames_.size(0)),
+        &TestFixture::frame, v.tensors.at("language_embeddings"), v.llm_frames(), options);
     EXPECT_EQ(video.order, unibiomed::propagation_order(v.llm_frames(), 8));
     const torch::Tensor gold_low = v.tensors.at("low_res");
     for (int f = 0; f < 8; ++f) {
@@ -123,11 +133,11 @@ TEST_F(VideoParity, PropagationMatchesEveryFrame) {
 }
 
 // The whole pipeline: ids, text, conditioning frames, phrase, masks, voxel count.
-TEST_F(VideoParity, SessionReproducesBothFrameRules) {
-  unibiomed::Session session(model_);
-  for (const auto& v : cases_) {
+TYPED_TEST(VideoParity, SessionReproducesBothFrameRules) {
+  unibiomed::Session session(this->model_);
+  for (const VideoCase& v : this->cases_) {
     SCOPED_TRACE(v.name());
-    unibiomed::InputFrames input = input_frames();
+    unibiomed::InputFrames input = this->input_frames();
     if (v.name() == "ch2_video_release") {
       input.rule = unibiomed::FrameRule::Release;
     } else {
@@ -157,22 +167,23 @@ TEST_F(VideoParity, SessionReproducesBothFrameRules) {
 
 // The language side of the sequence: one tile per frame, the prompt with one <img> block per
 // frame, and the [SEG] embedding that conditions the frames.
-TEST_F(VideoParity, ConditioningEmbeddingsMatch) {
+TYPED_TEST(VideoParity, ConditioningEmbeddingsMatch) {
   torch::InferenceMode guard;
-  const auto& m = model_->manifest();
-  for (const auto& v : cases_) {
+  const auto& m = this->model_->manifest();
+  for (const VideoCase& v : this->cases_) {
     SCOPED_TRACE(v.name());
     std::vector<unibiomed::Image8> tiles;
     for (const int f : v.llm_frames()) {
-      tiles.push_back(unibiomed::resize_bicubic(frame(f), m.vision.tile_size, m.vision.tile_size));
+      tiles.push_back(
+          unibiomed::resize_bicubic(this->frame(f), m.vision.tile_size, m.vision.tile_size));
     }
-    const torch::Tensor vision = unibiomed::encode_tiles(model_->parts(), m, tiles);
+    const torch::Tensor vision = unibiomed::encode_tiles(this->model_->parts(), m, tiles);
     unibiomed::InterpretRequest request;
     request.targets = {v.meta["target"].get<std::string>()};
     unibiomed::KvCache cache;
     unibiomed::Interpretation result;
     const auto groundings = unibiomed::answer_prompts(
-        *model_, cache, unibiomed::request_prompts(m.chat, request), vision,
+        *this->model_, cache, unibiomed::request_prompts(m.chat, request), vision,
         std::vector<int>(tiles.size(), m.vision.tokens_per_tile), request.generation, result, {});
     ASSERT_EQ(result.answers.size(), 1U);
     EXPECT_EQ(result.answers[0].prompt_ids, ids_of(v.tensors.at("prompt_ids")));
@@ -182,23 +193,23 @@ TEST_F(VideoParity, ConditioningEmbeddingsMatch) {
 }
 
 // Several objects are tracked in one batch per frame; each must come out as it does alone.
-TEST_F(VideoParity, ObjectsTrackedTogetherMatchEachAlone) {
+TYPED_TEST(VideoParity, ObjectsTrackedTogetherMatchEachAlone) {
   torch::InferenceMode guard;
   unibiomed::VideoOptions options;
-  options.height = static_cast<int>(frames_.size(1));
-  options.width = static_cast<int>(frames_.size(2));
+  options.height = static_cast<int>(this->frames_.size(1));
+  options.width = static_cast<int>(this->frames_.size(2));
   options.keep_low_res = true;
-  const torch::Tensor gold = cases_[1].tensors.at("language_embeddings");
+  const torch::Tensor gold = this->cases_[1].tensors.at("language_embeddings");
   const torch::Tensor two = torch::cat({gold, -0.5 * gold.flip({1})});
-  const std::vector<int> cond = cases_[1].llm_frames();
-  const auto together = unibiomed::propagate_video(model_->parts(), model_->manifest(), 8,
-                                                   &VideoParity::frame, two, cond, options);
+  const std::vector<int> cond = this->cases_[1].llm_frames();
+  const auto together = unibiomed::propagate_video(this->model_->parts(), this->model_->manifest(),
+                                                   8, &TestFixture::frame, two, cond, options);
   ASSERT_EQ(together.masks.size(), 2U);
   for (std::int64_t i = 0; i < 2; ++i) {
     SCOPED_TRACE("object " + std::to_string(i));
     const auto alone =
-        unibiomed::propagate_video(model_->parts(), model_->manifest(), 8, &VideoParity::frame,
-                                   two.narrow(0, i, 1), cond, options);
+        unibiomed::propagate_video(this->model_->parts(), this->model_->manifest(), 8,
+                                   &TestFixture::frame, two.narrow(0, i, 1), cond, options);
     EXPECT_LT(relative_error(together.low_res.narrow(0, i, 1), alone.low_res), 1e-5);
     EXPECT_EQ(together.masks[static_cast<std::size_t>(i)], alone.masks[0]);
     for (int f = 0; f < 8; ++f) {
@@ -211,7 +222,7 @@ TEST_F(VideoParity, ObjectsTrackedTogetherMatchEachAlone) {
 
 // Memory is bounded: a long sequence holds the conditioning frames' memories and a window of
 // recent ones, never one per frame; and the memory selection follows SAM2's rule.
-TEST_F(VideoParity, MemoryBankStaysBounded) {
+TYPED_TEST(VideoParity, MemoryBankStaysBounded) {
   torch::InferenceMode guard;
   const int count = 40;
   unibiomed::VideoOptions options;
@@ -226,12 +237,12 @@ TEST_F(VideoParity, MemoryBankStaysBounded) {
   };
   const std::vector<int> cond = {10, 20, 30};
   const auto video =
-      unibiomed::propagate_video(model_->parts(), model_->manifest(), count, small,
-                                 cases_[0].tensors.at("language_embeddings"), cond, options);
+      unibiomed::propagate_video(this->model_->parts(), this->model_->manifest(), count, small,
+                                 this->cases_[0].tensors.at("language_embeddings"), cond, options);
   EXPECT_EQ(static_cast<int>(video.order.size()), count);
   EXPECT_EQ(std::set<int>(video.order.begin(), video.order.end()).size(),
             static_cast<std::size_t>(count));
-  const int n = model_->manifest().sam.num_maskmem;
+  const int n = this->model_->manifest().sam.num_maskmem;
   // conditioning + a window behind the current frame + the window kept for the backward pass
   EXPECT_LE(video.peak_memories, static_cast<int>(cond.size()) + 2 * n + 2);
   EXPECT_LT(video.peak_memories, count / 2);

@@ -182,6 +182,10 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
     out << interpretation_text(result);
   }
   out.flush();
+  if (context.demo && command.progress) {
+    log << "unibiomed: note: " << context.model_name << " is a demonstration model, not for "
+        << "clinical use (" << (model_dir / "MODEL_CARD.md").string() << ")" << std::endl;
+  }
 }
 
 }  // namespace unibiomed

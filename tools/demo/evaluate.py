@@ -25,7 +25,7 @@ from demo import slices, texts
 from demo.anatomy import Subject
 from demo.samples import MIN_AREA, Sampler
 from unibiomed_ref.bundle import load_bundle
-from unibiomed_ref.pipeline import interpret_image
+from unibiomed_ref.pipeline import PRE, interpret_image
 
 EVAL_SEED = 99
 
@@ -58,16 +58,13 @@ class Scorer:
 
 
 def _rgb(picture: np.ndarray) -> np.ndarray:
-    return np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+    return PRE.grey_to_rgb(picture) if picture.ndim == 2 else picture
 
 
 class Evaluator:
     def __init__(self, bundle: str, subjects: Sequence[Subject], log=print) -> None:
-        parts, self.settings, self.tok, self.manifest = load_bundle(bundle)
-        for name in ("vision", "language", "grounding", "sam_image", "sam_decoder",
-                     "sam_tracker"):
-            getattr(parts, name).float()
-        self.parts = parts
+        self.parts, self.settings, self.tok, self.manifest = load_bundle(
+            bundle, compute_dtype=torch.float32)
         self.subjects = {s.name: s for s in subjects}
         self.chat = self.settings.chat
         self.log = log

@@ -91,9 +91,7 @@ class Sampler:
             return pics
         slab = subject.image[:, :, k0:k1].copy()
         if lesion is not None:
-            shifted = dataclasses.replace(lesion, corner=(lesion.corner[0], lesion.corner[1],
-                                                          lesion.corner[2] - k0))
-            synth.paint_lesion(slab, _clip_lesion(shifted, slab.shape), rng, subject.modality)
+            synth.paint_lesion(slab, _in_slab(lesion, k0, slab.shape), rng, subject.modality)
         pics = np.stack([slices.take(slab, "axial", k - k0) for k in ks]).astype(np.float32)
         if subject.modality == "CT":
             names = list(slices.CT_WINDOWS)
@@ -108,9 +106,7 @@ class Sampler:
 
     def _paint_gain(self, gain: np.ndarray, lesion: synth.Lesion, k0: int,
                     rng: np.random.Generator) -> None:
-        shifted = _clip_lesion(dataclasses.replace(
-            lesion, corner=(lesion.corner[0], lesion.corner[1], lesion.corner[2] - k0)),
-            gain.shape)
+        shifted = _in_slab(lesion, k0, gain.shape)
         i, j, k = shifted.corner
         a, b, c = shifted.mask.shape
         soft = ndimage.gaussian_filter(shifted.mask.astype(np.float32), 0.8)
@@ -133,25 +129,29 @@ class Sampler:
         return np.stack([slices.take(m, "axial", k - k0) for k in ks])
 
     def _lesion_facts(self, subject: Subject, lesion: synth.Lesion, k: int) -> Optional[dict]:
-        full = synth.lesion_volume_mask(subject.image.shape, _clip_lesion(lesion,
-                                                                           subject.image.shape))
-        cut = full[:, :, k]
+        cut = synth.lesion_volume_mask(subject.image.shape[:2] + (1,),
+                                       _in_slab(lesion, k, subject.image.shape[:2] + (1,)))
         if cut.sum() < MIN_AREA:
             return None
-        regions = subject.regions[:, :, k][cut]
+        regions = subject.regions[:, :, k][cut[:, :, 0]]
         regions = regions[regions > 0]
         if len(regions) == 0:
             return None
         region = int(np.bincount(regions).argmax())
         name = REGION_NAMES[region] if subject.modality == "MR" else "cerebral hemisphere"
-        i_centre = float(np.argwhere(cut)[:, 0].mean())
+        i_centre = float(np.argwhere(cut[:, :, 0])[:, 0].mean())
         side = "left" if i_centre < self.midline[subject.name] else "right"
-        return {"side": side, "region": name, "bright": lesion.bright, "volume": full}
+        return {"side": side, "region": name, "bright": lesion.bright, "cut": cut}
 
     # -- cases -----------------------------------------------------------------------------
+    def _subject(self) -> Subject:
+        """The MR template 70% of the time, else the CT."""
+        if self.rng.random() < 0.7 or len(self.subjects) == 1:
+            return self.subjects[0]
+        return self.subjects[1]
+
     def pick(self) -> Tuple[Subject, int]:
-        subject = self.subjects[0] if self.rng.random() < 0.7 or len(self.subjects) == 1 \
-            else self.subjects[1]
+        subject = self._subject()
         ks = self.slices[subject.name]
         return subject, ks[int(self.rng.integers(len(ks)))]
 
@@ -181,7 +181,7 @@ class Sampler:
         targets = texts.CT_TARGETS if subject.modality == "CT" else texts.MR_TARGETS
         masks = {t: self._structure(subject, t, [k]) for t in targets}
         if facts is not None:
-            masks["lesion"] = slices.take(facts["volume"][:, :, k:k + 1], "axial", 0)[None]
+            masks["lesion"] = slices.take(facts["cut"], "axial", 0)[None]
         present = [t for t, m in masks.items() if m.sum() >= MIN_AREA]
         absent = [t for t in targets if t not in present]
         turns: List[Turn] = []
@@ -211,7 +211,7 @@ class Sampler:
         case = Case(pics.astype(np.uint8), turns,
                     {"subject": subject.name, "slices": [k], "mode": mode,
                      "lesion": None if facts is None else
-                     {key: v for key, v in facts.items() if key != "volume"}})
+                     {key: v for key, v in facts.items() if key != "cut"}})
         return self._geometry(case)
 
     def stack_case(self, frames: int = 3) -> Case:
@@ -240,8 +240,7 @@ class Sampler:
         """Slices spread over the head (as the engine's spread rule picks the frames the
         language model sees), one segmentation turn whose mask is given on every frame."""
         rng = self.rng
-        subject = self.subjects[0] if rng.random() < 0.7 or len(self.subjects) == 1 \
-            else self.subjects[1]
+        subject = self._subject()
         ks_all = self.slices[subject.name]
         edges = np.linspace(0, len(ks_all), frames + 1)
         picks = [ks_all[int(min(len(ks_all) - 1, rng.uniform(a, b)))]
@@ -293,6 +292,12 @@ class Sampler:
 
 def _swap_sides(text: str) -> str:
     return text.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+def _in_slab(lesion: synth.Lesion, k0: int, shape: Tuple[int, ...]) -> synth.Lesion:
+    """The lesion in the coordinates of a slab of ``shape`` starting at axial slice k0."""
+    i, j, k = lesion.corner
+    return _clip_lesion(dataclasses.replace(lesion, corner=(i, j, k - k0)), shape)
 
 
 def _clip_lesion(lesion: synth.Lesion, shape: Tuple[int, ...]) -> synth.Lesion:

@@ -22,12 +22,12 @@ import torch.nn.functional as F
 
 from demo.samples import Case, Sampler
 from unibiomed_ref import prompt as P
-from unibiomed_ref.language import rope_cos_sin
-from unibiomed_ref.model import UniBiomedModel
-from unibiomed_ref.pipeline import embed_prompt, sam_image_input, vision_tiles
+from unibiomed_ref.model import UniBiomedModel, model_parts
+from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_tiles
 from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
+from unibiomed_ref.tiny import training_forward
 
 
 @dataclasses.dataclass
@@ -61,24 +61,6 @@ def use_training_kernels() -> None:
     mask_decoder._deconv2x2 = _deconv2x2_for_training
 
 
-def rgb(picture: np.ndarray) -> np.ndarray:
-    return np.repeat(picture[..., None], 3, axis=2)
-
-
-def _llm_forward(lm: torch.nn.Module, embeds: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Causal forward of a padded batch (right padding): (logits [B,T,V], hidden [B,T,H]),
-    hidden = final-norm output as LanguageDecoder returns it."""
-    b, t, _ = embeds.shape
-    cfg = lm.config
-    cos, sin = rope_cos_sin(0, t, cfg.head_dim, cfg.rope_theta, embeds)
-    x = embeds
-    for layer in lm.model.layers:
-        k = embeds.new_zeros(b, cfg.num_key_value_heads, t, cfg.head_dim)
-        x = layer(x, cos, sin, 0, k, torch.zeros_like(k))
-    hidden = lm.model.norm(x)
-    return lm.lm_head(hidden), hidden
-
-
 def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
                 target: torch.Tensor, opts: TrainOptions) -> Dict[str, torch.Tensor]:
     """masks [N,3,h,w] logits, iou_pred [N,3], obj [N,1], target [N,h,w] soft in 0..1."""
@@ -108,6 +90,7 @@ class Trainer:
         use_training_kernels()
         self.model = model
         self.parts = model.export_parts()
+        self.model_parts = model_parts(self.parts)
         self.tok = tokenizer
         self.s = settings
         self.sampler = sampler
@@ -142,10 +125,11 @@ class Trainer:
         tiles, owner = [], []
         for ci, c in enumerate(cases):
             if c.facts.get("llm_frames"):  # one tile per frame, as the engine's video mode
-                tiles += [torch.from_numpy(frame_tile(rgb(p), self.s))[None] for p in c.pictures]
+                tiles += [torch.from_numpy(frame_tile(PRE.grey_to_rgb(p), self.s))[None]
+                          for p in c.pictures]
                 owner += [ci] * c.pictures.shape[0]
             else:
-                tiles.append(vision_tiles(rgb(c.pictures[0]), self.s))
+                tiles.append(vision_tiles(PRE.grey_to_rgb(c.pictures[0]), self.s))
                 owner += [ci] * tiles[-1].shape[0]
         tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
         owner_t = torch.tensor(owner)
@@ -159,9 +143,9 @@ class Trainer:
                 prompt = self.tok.encode(text)
                 answer = self.tok.encode(turn.answer + self.stop)
                 ids = torch.tensor(prompt + answer, dtype=torch.long)
-                rows.append(embed_prompt_grad(parts["language_decoder"], ids,
-                                              tokens_c.reshape(-1, tokens_c.shape[-1]),
-                                              self.context_id))
+                rows.append(embed_prompt(self.model_parts, ids,
+                                         tokens_c.reshape(-1, tokens_c.shape[-1]),
+                                         self.context_id)[0])
                 targets.append([-100] * (len(prompt) - 1) + answer + [-100])
                 seg_at = [len(prompt) + i for i, a in enumerate(answer) if a == self.seg_id]
                 if len(seg_at) != len(turn.masks):
@@ -171,7 +155,7 @@ class Trainer:
         length = max(r.shape[0] for r in rows)
         batch = torch.stack([F.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows])
         tgt = torch.tensor([t + [-100] * (length - len(t)) for t in targets])
-        logits, hidden = _llm_forward(self.model.language_model, batch)
+        logits, hidden = training_forward(self.model.language_model, batch)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
                              ignore_index=-100)
         if segs:
@@ -194,7 +178,7 @@ class Trainer:
         shown = [int(np.argmax(c.turns[0].masks[0].sum((1, 2)))) if c.facts.get("llm_frames")
                  else 0 for c in cases]
         pictures = [c.pictures[f] for c, f in zip(cases, shown)] + list(cases[2].pictures[1:])
-        images = torch.cat([sam_image_input(rgb(p), self.s) for p in pictures])
+        images = torch.cat([sam_image_input(PRE.grey_to_rgb(p), self.s) for p in pictures])
         s0, s1, embed, pos = enc(images)
         # every [SEG]: decoded on its case's first frame with the language prompt
         idx = torch.tensor([ci for ci, _, _ in where])
@@ -253,20 +237,3 @@ class Trainer:
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
                 "track": float(track["mask"]), "seconds": time.perf_counter() - t0}
-
-
-def embed_prompt_grad(language: torch.nn.Module, ids: torch.Tensor, image_tokens: torch.Tensor,
-                      context_id: int) -> torch.Tensor:
-    """Token embeddings [T, H] with the <IMG_CONTEXT> rows replaced by vision tokens, keeping
-    the graph (``pipeline.embed_prompt`` writes in place, which is fine only for inference)."""
-    embeds = language.embed(ids[None])[0]
-    where = ids == context_id
-    if int(where.sum()) != image_tokens.shape[0]:
-        raise ValueError(f"prompt has {int(where.sum())} <IMG_CONTEXT> for "
-                         f"{image_tokens.shape[0]} vision tokens")
-    out = embeds.clone()
-    out[where] = image_tokens.to(embeds.dtype)
-    return out
-
-
-_ = embed_prompt  # the inference counterpart

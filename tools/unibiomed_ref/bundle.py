@@ -185,15 +185,19 @@ def read_manifest(bundle_dir: str) -> Dict[str, Any]:
     return manifest
 
 
-def load_bundle(bundle_dir: str, device: str = "cpu") -> Tuple[Any, InferenceSettings, Any,
-                                                               Dict[str, Any]]:
-    """Load a bundle's parts with ``torch.jit.load`` -> (ModelParts, settings, tokenizer, manifest)."""
+def load_bundle(bundle_dir: str, device: str = "cpu", compute_dtype: Optional[torch.dtype] = None
+                ) -> Tuple[Any, InferenceSettings, Any, Dict[str, Any]]:
+    """Load a bundle's parts with ``torch.jit.load`` -> (ModelParts, settings, tokenizer, manifest);
+    ``compute_dtype`` converts the weights (a bf16 bundle runs in fp32 on CPU, as the engine)."""
     from unibiomed_ref.pipeline import ModelParts
     from unibiomed_ref.tokenizer import load_tokenizer
 
     manifest = read_manifest(bundle_dir)
     loaded = {key: torch.jit.load(os.path.join(bundle_dir, manifest["files"][key]["path"]),
                                   map_location=device) for key in PART_FILES}
+    if compute_dtype is not None:
+        for module in loaded.values():
+            module.to(compute_dtype)
     parts = ModelParts(vision=loaded["vision_encoder"], language=loaded["language_decoder"],
                        grounding=loaded["grounding_projector"],
                        sam_image=loaded["sam_image_encoder"],

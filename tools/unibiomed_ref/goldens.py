@@ -104,9 +104,7 @@ def write_goldens(bundle_dir: str, golden_dir: str, eager: ModelParts, data_dir:
     A bundle stored in bf16 is computed in fp32 (as the engine does on CPU); ``eager`` must then
     hold the same bf16-rounded weights. ``bundle_ref`` is the bundle's path relative to
     ``golden_dir``, recorded in cases.json."""
-    parts, settings, tokenizer, _manifest = B.load_bundle(bundle_dir)
-    for name in ("vision", "language", "grounding", "sam_image", "sam_decoder", "sam_tracker"):
-        getattr(parts, name).float()
+    parts, settings, tokenizer, _manifest = B.load_bundle(bundle_dir, compute_dtype=torch.float32)
     os.makedirs(os.path.join(golden_dir, "inputs"), exist_ok=True)
     cases: List[Dict[str, Any]] = []
     for name, rel, crop, task, target, question in cases_2d:

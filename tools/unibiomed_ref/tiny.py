@@ -74,10 +74,12 @@ def _sequence(tokenizer, settings: InferenceSettings, e: Example,
     return tokenizer.encode(text), tokenizer.encode(e.answer + settings.chat.stop_words[0])
 
 
-def _training_logits(lm: torch.nn.Module, embeds: torch.Tensor) -> torch.Tensor:
+def training_forward(lm: torch.nn.Module,
+                     embeds: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Full causal forward for training: the decoder layers with one scratch cache per layer
     (the export's single [L, ...] cache is written in place, which autograd cannot see through
-    across layers). Same arithmetic as ``LanguageDecoder.forward``; returns logits [B, T, V]."""
+    across layers). Same arithmetic as ``LanguageDecoder.forward``; returns (logits [B, T, V],
+    hidden [B, T, H], the final-norm output from which [SEG] states are read)."""
     b, t, _ = embeds.shape
     cfg = lm.config
     cos, sin = rope_cos_sin(0, t, cfg.head_dim, cfg.rope_theta, embeds)
@@ -85,7 +87,8 @@ def _training_logits(lm: torch.nn.Module, embeds: torch.Tensor) -> torch.Tensor:
     for layer in lm.model.layers:
         k = embeds.new_zeros(b, cfg.num_key_value_heads, t, cfg.head_dim)
         x = layer(x, cos, sin, 0, k, torch.zeros_like(k))
-    return lm.lm_head(lm.model.norm(x))
+    hidden = lm.model.norm(x)
+    return lm.lm_head(hidden), hidden
 
 
 def train_language(parts: ModelParts, modules: Sequence[torch.nn.Module], tokenizer,
@@ -122,7 +125,7 @@ def train_language(parts: ModelParts, modules: Sequence[torch.nn.Module], tokeni
             rows.append(embed_prompt(parts, ids_t, tokens, context_id)[0])
             target = [-100] * (len(prompt_ids) - 1) + answer_ids + [-100] * (pad + 1)
             targets.append(torch.tensor(target[:length], dtype=torch.long))
-        logits = _training_logits(language_model, torch.stack(rows))
+        logits, _ = training_forward(language_model, torch.stack(rows))
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                  torch.stack(targets).reshape(-1),
                                                  ignore_index=-100)

@@ -75,6 +75,29 @@ def make_tokenizer(work: str) -> str:
     return os.path.join(work, "tokenizer.model")
 
 
+#: Held-out slices and targets on which training reports its Dice as it goes.
+PROBES = (("ch2", 92, ("head", "brain", "lateral ventricles", "left frontal lobe",
+                       "right occipital lobe", "thalamus")),
+          ("invesalius-ct", 62, ("head", "skull", "brain")))
+
+
+def _probe_cases(subs: List[anatomy.Subject]):
+    """The probe slices as stored (MR) or in the brain window (CT), one turn per target."""
+    from demo.samples import Case, Turn
+
+    by_name = {s.name: s for s in subs}
+    sampler = Sampler(subs, CHAT, True, SEED)
+    out = []
+    for name, k, targets in PROBES:
+        subject = by_name[name]
+        mode = "window" if subject.modality == "CT" else "stored"
+        pics = sampler._slab(subject, [k], None, mode).astype(np.uint8)
+        turns = [Turn("segment", texts.user_text(CHAT, "segment", t), texts.SEGMENT_ANSWER,
+                      [sampler._structure(subject, t, [k])], t) for t in targets]
+        out.append((f"{name}:{k}", Case(pics, turns, {"subject": name, "slices": [k]})))
+    return out
+
+
 def _save(path: str, obj) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -120,6 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         warmup=50 if args.init else 200)
     trainer = Trainer(model, tokenizer, settings,
                       Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
+    probes = _probe_cases(subs)
     start = time.perf_counter()
     # The learning rate follows the time budget: its schedule runs over the steps that fit.
     running: dict = {}
@@ -140,6 +164,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.step_no % 25 == 0:
             say(f"step {trainer.step_no}/{trainer.opts.steps} lr {trainer.lr_at(trainer.step_no):.2e} "
                 + " ".join(f"{k} {v:.3f}" for k, v in running.items()))
+        if trainer.step_no % 100 == 0:
+            model.eval()
+            for name, case in probes:
+                dice = trainer.probe(case)
+                say(f"probe {name}: " + ", ".join(f"{t} {d:.2f}" for t, d in dice.items()))
+            model.train()
         if trainer.step_no % 200 == 0:
             _save(os.path.join(args.work, "checkpoint.pt"),
                   {"model": model.state_dict(), "config": config.to_dict(),

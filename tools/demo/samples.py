@@ -162,8 +162,10 @@ class Sampler:
         return "stored" if r < 0.35 else ("percentile" if r < 0.45 else "synth")
 
     def image_case(self, subject: Optional[Subject] = None, k: Optional[int] = None,
-                   lesion_rate: float = 0.6, mode: Optional[str] = None) -> Case:
-        """One slice with two segmentation turns and one report, diagnose or VQA turn."""
+                   lesion_rate: float = 0.6, mode: Optional[str] = None,
+                   seg_turns: int = 2) -> Case:
+        """One slice with ``seg_turns`` segmentation turns (distinct targets, so that one step
+        contrasts several targets on the same picture) and one report, diagnose or VQA turn."""
         rng = self.rng
         if subject is None or k is None:
             subject, k = self.pick()
@@ -185,11 +187,12 @@ class Sampler:
         present = [t for t, m in masks.items() if m.sum() >= MIN_AREA]
         absent = [t for t in targets if t not in present]
         turns: List[Turn] = []
-        for _ in range(2):
-            if absent and rng.random() < 0.15:
+        order = [present[int(i)] for i in rng.permutation(len(present))]
+        for n in range(seg_turns):
+            if absent and rng.random() < 0.1:
                 t = absent[int(rng.integers(len(absent)))]
             else:
-                t = present[int(rng.integers(len(present)))]
+                t = order[n % len(order)]
             name = "the lesion" if t == "lesion" else texts.target_text(t, rng)
             turns.append(Turn("segment", texts.user_text(self.chat, "segment", name),
                               texts.SEGMENT_ANSWER, [masks[t]], t))

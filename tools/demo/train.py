@@ -44,6 +44,9 @@ class TrainOptions:
     # the three candidates settle on three prompt-independent masks (head, brain, ...) and the
     # [SEG] embedding is ignored; the release trains a single mask.
     all_candidates: bool = True
+    # Segmentation turns per slice case: several distinct targets on one picture per step make
+    # the prompt the only way to lower the mask loss.
+    seg_turns: int = 6
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -167,9 +170,10 @@ class Trainer:
 
     def step(self) -> Dict[str, float]:
         t0 = time.perf_counter()
+        n = self.opts.seg_turns
         second = self.sampler.volume_case() if self.step_no % 3 == 1 else \
-            self.sampler.image_case()
-        cases = [self.sampler.image_case(), second, self.sampler.stack_case()]
+            self.sampler.image_case(seg_turns=n)
+        cases = [self.sampler.image_case(seg_turns=n), second, self.sampler.stack_case()]
         ce, emb, where = self._language(cases)
         enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
                              self.parts["sam_tracker"])
@@ -237,3 +241,26 @@ class Trainer:
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
                 "track": float(track["mask"]), "seconds": time.perf_counter() - t0}
+
+
+    @torch.no_grad()
+    def probe(self, case: Case) -> Dict[str, float]:
+        """Dice (at the low resolution) of the best candidate of each segmentation turn of a
+        slice case: a check, during training, that the masks follow the prompt."""
+        turns = [t for t in case.turns if t.task == "segment"]
+        one = Case(case.pictures, turns, case.facts)
+        _, emb, where = self._language([one])
+        s0, s1, embed, _ = self.parts["sam_image_encoder"](
+            sam_image_input(PRE.grey_to_rgb(case.pictures[0]), self.s))
+        tracker = self.parts["sam_tracker"]
+        n = len(where)
+        masks, iou, obj, _ = self.parts["sam_mask_decoder"](
+            tracker.no_memory(embed.expand(n, -1, -1, -1)), s0.expand(n, -1, -1, -1),
+            s1.expand(n, -1, -1, -1), emb)
+        out = {}
+        for i, (_, ti, mi) in enumerate(where):
+            pred = masks[i, int(iou[i].argmax())] > 0
+            truth = self._target(turns[ti].masks[mi][0]) > 0.5
+            total = int(pred.sum() + truth.sum())
+            out[turns[ti].target] = 2.0 * int((pred & truth).sum()) / total if total else 1.0
+        return out

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from demo import texts
 from demo.samples import Case, Sampler
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
@@ -37,8 +38,10 @@ class TrainOptions:
     warmup: int = 200
     weight_decay: float = 0.01
     clip: float = 1.0
-    bce_weight: float = 2.0  # the release's weights: 2 x BCE + 0.5 x Dice
-    dice_weight: float = 0.5
+    # The release weighs 2 x BCE + 0.5 x Dice; at this size that lets the masks settle on empty
+    # (most targets are small), so Dice weighs as much as BCE here.
+    bce_weight: float = 1.0
+    dice_weight: float = 1.0
     seed: int = 7
     # Loss on every candidate mask, not only the best one: with SAM's min-over-candidates loss
     # the three candidates settle on three prompt-independent masks (head, brain, ...) and the
@@ -47,6 +50,10 @@ class TrainOptions:
     # Segmentation turns per slice case: several distinct targets on one picture per step make
     # the prompt the only way to lower the mask loss.
     seg_turns: int = 6
+    # Weight of an auxiliary loss (training only, not exported): a linear classifier must tell
+    # the segmentation target from the [SEG] embedding, so that the prompt reaches the mask
+    # decoder from the first steps instead of the masks settling on a prompt-free average.
+    target_aux: float = 0.5
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -101,7 +108,10 @@ class Trainer:
         self.context_id = tokenizer.token_to_id(P.IMG_CONTEXT)
         self.seg_id = tokenizer.token_to_id(P.SEG)
         self.stop = settings.chat.stop_words[0]
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.target_names = sorted(set(texts.MR_TARGETS) | set(texts.CT_TARGETS) | {"lesion"})
+        self.aux = torch.nn.Linear(model.config.grounding.out_dim, len(self.target_names))
+        params = [p for p in model.parameters() if p.requires_grad] + \
+            list(self.aux.parameters())
         decay = [p for p in params if p.ndim >= 2]
         other = [p for p in params if p.ndim < 2]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
@@ -190,6 +200,11 @@ class Trainer:
         target = torch.stack([self._target(cases[ci].turns[ti].masks[mi][shown[ci]])
                               for ci, ti, mi in where])
         losses = mask_losses(masks, iou, obj, target, self.opts)
+        named = [(i, self.target_names.index(cases[ci].turns[ti].target))
+                 for i, (ci, ti, _) in enumerate(where)
+                 if cases[ci].turns[ti].target in self.target_names]
+        aux = F.cross_entropy(self.aux(emb[[i for i, _ in named]]),
+                              torch.tensor([t for _, t in named])) if named else ce * 0
         # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory
         k = len(where) - 1
         assert where[k][0] == 2
@@ -217,7 +232,8 @@ class Trainer:
         track = {key: sum(d[key] for d in track_losses) / len(track_losses)
                  for key in track_losses[0]}
         total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
-                 + track["mask"] + track["iou"] + 0.5 * track["object"])
+                 + track["mask"] + track["iou"] + 0.5 * track["object"]
+                 + self.opts.target_aux * aux)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step_no)
         self.opt.zero_grad(set_to_none=True)
@@ -240,7 +256,7 @@ class Trainer:
         self.opt.step()
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
-                "track": float(track["mask"]), "seconds": time.perf_counter() - t0}
+                "track": float(track["mask"]), "aux": float(aux), "seconds": time.perf_counter() - t0}
 
 
     @torch.no_grad()

@@ -7,6 +7,8 @@
         checkpoints to DIR/checkpoint.pt, log in DIR/train.log.
     tools/make_demo_model.py export --work DIR [-o models/default]
         The checkpoint as a bundle, through the same writer as a converted release (bf16).
+    tools/make_demo_model.py benchmark [-o benchmarks/data]
+        The project's benchmark datasets for `unibiomed eval` from the held-out data.
     tools/make_demo_model.py evaluate [-m models/default] [--json FILE] [--card]
         Held-out figures of a bundle (slices never trained on, an unseen subject, synthetic
         lesions), computed through the reference pipeline on the exported TorchScript files;
@@ -253,6 +255,17 @@ def cmd_goldens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """The project's benchmark datasets for `unibiomed eval` (benchmarks/data)."""
+    from demo.benchmark import write_benchmarks
+
+    for folder in write_benchmarks(args.out, DATA, subjects(), CHAT):
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder)
+                   for f in fs)
+        print(f"{folder}: {size / 1024:.0f} KiB")
+    return 0
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -281,6 +294,9 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--json", help="write the full report here")
     p.add_argument("--card", action="store_true", help="rewrite the bundle's MODEL_CARD.md")
     p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("benchmark", help="the project's benchmark datasets for unibiomed eval")
+    p.add_argument("-o", "--out", default=os.path.join(ROOT, "benchmarks", "data"))
+    p.set_defaults(fn=cmd_benchmark)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -43,6 +43,8 @@ enum ExitCode : int {
   kExitUsage = 2,
   kExitInput = 3,
   kExitOutput = 4,
+  kExitStudiesFailed = 5,  // batch: the run finished, and some studies failed (manifest.jsonl)
+  kExitRegression = 6,     // eval: a metric fell below its baseline, or a dataset failed
 };
 
 int exit_code_for(ErrorKind kind) noexcept;

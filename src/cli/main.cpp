@@ -6,13 +6,17 @@
 #include <CLI/CLI.hpp>
 #include <array>
 #include <cstdlib>
+#include <iomanip>
+#include <tuple>
 #include <iostream>
 #include <map>
 #include <string>
 #include <type_traits>
 
 #include "options.h"
+#include "unibiomed/batch.h"
 #include "unibiomed/error.h"
+#include "unibiomed/eval.h"
 #include "unibiomed/info.h"
 #include "unibiomed/interpret.h"
 #include "unibiomed/tokenize.h"
@@ -79,6 +83,40 @@ std::string one_line(std::string text) {
   return text;
 }
 
+// The interpret options of the table as a command (batch takes them as its defaults).
+unibiomed::InterpretCommand interpret_command(const Settings& settings) {
+  unibiomed::InterpretCommand command;
+  command.input = settings.input;
+  command.output_dir = settings.output_dir;
+  command.model_dir = settings.model_dir;
+  command.model.device = settings.device;
+  command.model.dtype = settings.dtype;
+  command.model.warmup = !settings.no_warmup;
+  command.read = read_options(settings);
+  command.window = settings.window;
+  command.axis = settings.axis;
+  command.llm_frames = settings.llm_frames;
+  command.json = settings.json;
+  auto& request = command.request;
+  request.task = settings.task;
+  request.targets = settings.targets;
+  request.question = settings.question;
+  request.raw_prompt = settings.prompt;
+  if (!settings.box.empty()) request.box = parse_box(settings.box);
+  if (request.box && request.task != "region" && request.raw_prompt.empty()) {
+    throw unibiomed::usage_error("--box is for --task region");
+  }
+  if (settings.seed < 0) throw unibiomed::usage_error("--seed must be >= 0");
+  request.generation.max_new_tokens = settings.max_new_tokens;
+  if (settings.max_new_tokens < 0)
+    throw unibiomed::usage_error("--max-new-tokens must be >= 0 (0: the model's limit)");
+  request.generation.temperature = settings.temperature;
+  request.generation.top_p = settings.top_p;
+  request.generation.top_k = settings.top_k;
+  request.generation.seed = static_cast<std::uint64_t>(settings.seed);
+  return command;
+}
+
 int run(const Settings& settings) {
   spdlog::set_level(settings.verbose ? spdlog::level::debug : spdlog::level::warn);
   if (settings.command == "info") {
@@ -90,37 +128,57 @@ int run(const Settings& settings) {
     return unibiomed::kExitOk;
   }
   if (settings.command == "interpret") {
-    unibiomed::InterpretCommand command;
+    unibiomed::InterpretCommand command = interpret_command(settings);
+    command.progress = !settings.quiet && isatty(STDERR_FILENO);
+    unibiomed::run_interpret(command, std::cout, std::cerr);
+    return unibiomed::kExitOk;
+  }
+  if (settings.command == "batch") {
+    unibiomed::BatchCommand command;
     command.input = settings.input;
     command.output_dir = settings.output_dir;
+    command.merge = settings.merge;
+    if (command.merge != command.input.empty()) {
+      throw unibiomed::usage_error(command.merge ? "--merge takes no input, only -o OUTDIR"
+                                                 : "batch needs an input (folder, list or table)");
+    }
+    command.interpret = interpret_command(settings);
+    command.jobs = settings.jobs;
+    command.resume = settings.resume;
+    if (!settings.shard.empty()) {
+      std::tie(command.shard_index, command.shard_count) = unibiomed::parse_shard(settings.shard);
+    }
+    command.progress = !settings.quiet;
+    command.terminal = isatty(STDERR_FILENO);
+    const auto summary = unibiomed::run_batch(command, std::cerr);
+    if (!command.merge) {
+      std::cerr << "batch: " << summary.ok << " ok, " << summary.failed << " failed, "
+                << summary.skipped << " skipped of " << summary.total << " in " << std::fixed
+                << std::setprecision(1) << summary.seconds << " s\n";
+    }
+    return summary.failed ? unibiomed::kExitStudiesFailed : unibiomed::kExitOk;
+  }
+  if (settings.command == "eval") {
+    unibiomed::EvalCommand command;
+    command.dataset = settings.input;
+    command.registry = settings.registry;
+    command.only = settings.only;
+    command.data_root = settings.data_root;
     command.model_dir = settings.model_dir;
     command.model.device = settings.device;
     command.model.dtype = settings.dtype;
     command.model.warmup = !settings.no_warmup;
-    command.read = read_options(settings);
-    command.window = settings.window;
-    command.axis = settings.axis;
-    command.llm_frames = settings.llm_frames;
-    command.json = settings.json;
+    command.baseline = settings.baseline;
+    command.junit = settings.junit;
+    command.output_dir = settings.output_dir;
+    command.keep_predictions = settings.keep_predictions;
     command.progress = !settings.quiet && isatty(STDERR_FILENO);
-    auto& request = command.request;
-    request.task = settings.task;
-    request.targets = settings.targets;
-    request.question = settings.question;
-    request.raw_prompt = settings.prompt;
-    if (!settings.box.empty()) request.box = parse_box(settings.box);
-    if (request.box && request.task != "region" && request.raw_prompt.empty()) {
-      throw unibiomed::usage_error("--box is for --task region");
+    const auto outcome = unibiomed::run_eval(command, std::cout, std::cerr);
+    if (!outcome.regressions.empty() || outcome.failed_datasets) {
+      std::cerr << "eval: " << outcome.regressions.size() << " metrics below the baseline, "
+                << outcome.failed_datasets << " datasets failed\n";
+      return unibiomed::kExitRegression;
     }
-    if (settings.seed < 0) throw unibiomed::usage_error("--seed must be >= 0");
-    request.generation.max_new_tokens = settings.max_new_tokens;
-    if (settings.max_new_tokens < 0)
-      throw unibiomed::usage_error("--max-new-tokens must be >= 0 (0: the model's limit)");
-    request.generation.temperature = settings.temperature;
-    request.generation.top_p = settings.top_p;
-    request.generation.top_k = settings.top_k;
-    request.generation.seed = static_cast<std::uint64_t>(settings.seed);
-    unibiomed::run_interpret(command, std::cout, std::cerr);
     return unibiomed::kExitOk;
   }
   if (settings.command == "tokenize") {

@@ -40,6 +40,18 @@ struct Settings {
   int seed = 0;
   bool quiet = false;
   bool no_warmup = false;
+  // batch
+  int jobs = 1;
+  bool resume = false;
+  std::string shard;
+  bool merge = false;
+  // eval
+  std::string registry;
+  std::vector<std::string> only;
+  std::string data_root;
+  std::string baseline;
+  std::string junit;
+  bool keep_predictions = false;
 };
 
 struct OptionRow {

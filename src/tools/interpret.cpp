@@ -8,6 +8,7 @@
 #include "prompt/request_prompt.h"
 #include "results/results.h"
 #include "tools/interpret_sequence.h"
+#include "tools/prepared_input.h"
 #include "unibiomed/error.h"
 #include "unibiomed/preprocess.h"
 #include "unibiomed/write.h"
@@ -92,6 +93,78 @@ fs::path default_output_dir(const fs::path& input) {
   return fs::current_path() / (input_name(input) + ".unibiomed");
 }
 
+PreparedInput prepare_input(const InterpretCommand& command) {
+  PreparedInput in;
+  in.path = command.input;
+  in.volume = read_image(command.input, command.read);
+  in.sequence = !in.volume.is_2d();
+  in.picture = is_picture(in.volume.source.format);
+  if (in.sequence) {
+    in.frames = make_frame_sequence(in.volume, command);
+    if (command.request.box) {
+      throw usage_error("--box: a region box is drawn on a 2-D image; " + command.input + " has " +
+                        std::to_string(in.frames->frames.count) + " slices");
+    }
+  } else {
+    DisplayOptions display_options;
+    display_options.window = command.window;
+    const DisplayVolume display = to_display(in.volume, display_options);
+    in.image.rgb = frame_rgb8(display.volume, 0);
+    if (!in.picture) {
+      in.image.spacing_mm = {{in.volume.geometry.spacing[0], in.volume.geometry.spacing[1]}};
+    }
+    try {
+      check_image_size(in.image.rgb.width, in.image.rgb.height);
+    } catch (const Error& e) {
+      throw input_error(command.input + ": " + e.what());
+    }
+    if (command.request.box) {
+      check_box(*command.request.box, in.image.rgb.width, in.image.rgb.height);
+    }
+  }
+  return in;
+}
+
+Interpretation interpret_prepared(Session& session, const PreparedInput& in,
+                                  const InterpretRequest& request, const StageCallback& stage) {
+  Interpretation result = in.sequence ? session.interpret_frames(in.frames->frames, request, stage)
+                                      : session.interpret(in.image, request, stage);
+  std::vector<std::string> warnings = in.volume.source.warnings;
+  if (in.frames) {
+    warnings.insert(warnings.end(), in.frames->warnings.begin(), in.frames->warnings.end());
+  }
+  result.warnings.insert(result.warnings.begin(), warnings.begin(), warnings.end());
+  return result;
+}
+
+nlohmann::json write_outputs(const PreparedInput& in, const Interpretation& result,
+                             const Model& model, const fs::path& model_dir,
+                             const fs::path& output_dir) {
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  if (ec || !fs::is_directory(output_dir)) {
+    throw output_error(output_dir.string() + ": cannot create the output folder (" + ec.message() +
+                       ")");
+  }
+  ResultContext context;
+  context.input_path = in.path;
+  context.input_format = in.volume.source.format;
+  context.input_geometry = in.volume.geometry;
+  context.model_name = model.manifest().name;
+  context.model_dir = model_dir.string();
+  context.demo = model.manifest().demo;
+  context.device = model.device_name();
+  context.dtype = model.dtype_name();
+  if (in.sequence) {
+    write_sequence_outputs(*in.frames, in.volume, result, output_dir, context);
+  } else {
+    write_image_outputs(in.image, in.volume, in.picture, result, output_dir, context);
+  }
+  nlohmann::json document = interpretation_to_json(result, context);
+  write_text_atomically(output_dir / "result.json", document.dump(2) + "\n");
+  return document;
+}
+
 void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
   const auto stage = [&](const std::string& name) {
@@ -103,31 +176,7 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
   };
 
   stage("read " + command.input);
-  const Volume volume = read_image(command.input, command.read);
-  const bool sequence = !volume.is_2d();
-  const bool picture = is_picture(volume.source.format);
-
-  // The input as the engine takes it: one image, or a sequence of frames.
-  InputImage image;
-  std::optional<FrameSequence> frames;
-  if (sequence) {
-    frames = make_frame_sequence(volume, command);
-    if (command.request.box) {
-      throw usage_error("--box: a region box is drawn on a 2-D image; " + command.input + " has " +
-                        std::to_string(frames->frames.count) + " slices");
-    }
-  } else {
-    DisplayOptions display_options;
-    display_options.window = command.window;
-    const DisplayVolume display = to_display(volume, display_options);
-    image.rgb = frame_rgb8(display.volume, 0);
-    if (!picture) image.spacing_mm = {{volume.geometry.spacing[0], volume.geometry.spacing[1]}};
-    try {
-      check_image_size(image.rgb.width, image.rgb.height);
-    } catch (const Error& e) {
-      throw input_error(command.input + ": " + e.what());
-    }
-  }
+  const PreparedInput in = prepare_input(command);
 
   const fs::path output_dir =
       command.output_dir.empty() ? default_output_dir(command.input) : fs::path(command.output_dir);
@@ -137,43 +186,16 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
 
   const fs::path model_dir =
       command.model_dir.empty() ? default_model_dir() : fs::path(command.model_dir);
-  // The request is checked against the model's prompts and the image before the weights load.
+  // The request is checked against the model's prompts before the weights load.
   request_prompts(read_manifest(model_dir).chat, command.request);
-  if (command.request.box) check_box(*command.request.box, image.rgb.width, image.rgb.height);
 
   stage("load model");
   const auto model = Model::load(model_dir, command.model);
   Session session(model);
-  Interpretation result = sequence
-                              ? session.interpret_frames(frames->frames, command.request, stage)
-                              : session.interpret(image, command.request, stage);
-  std::vector<std::string> warnings = volume.source.warnings;
-  if (frames) warnings.insert(warnings.end(), frames->warnings.begin(), frames->warnings.end());
-  result.warnings.insert(result.warnings.begin(), warnings.begin(), warnings.end());
+  const Interpretation result = interpret_prepared(session, in, command.request, stage);
 
   stage("write " + output_dir.string());
-  std::error_code ec;
-  fs::create_directories(output_dir, ec);
-  if (ec || !fs::is_directory(output_dir)) {
-    throw output_error(output_dir.string() + ": cannot create the output folder (" + ec.message() +
-                       ")");
-  }
-  ResultContext context;
-  context.input_path = command.input;
-  context.input_format = volume.source.format;
-  context.input_geometry = volume.geometry;
-  context.model_name = model->manifest().name;
-  context.model_dir = model_dir.string();
-  context.demo = model->manifest().demo;
-  context.device = model->device_name();
-  context.dtype = model->dtype_name();
-  if (sequence) {
-    write_sequence_outputs(*frames, volume, result, output_dir, context);
-  } else {
-    write_image_outputs(image, volume, picture, result, output_dir, context);
-  }
-  const nlohmann::json document = interpretation_to_json(result, context);
-  write_text_atomically(output_dir / "result.json", document.dump(2) + "\n");
+  const nlohmann::json document = write_outputs(in, result, *model, model_dir, output_dir);
   stage("done");
 
   if (command.json) {
@@ -182,8 +204,8 @@ void run_interpret(const InterpretCommand& command, std::ostream& out, std::ostr
     out << interpretation_text(result);
   }
   out.flush();
-  if (context.demo && command.progress) {
-    log << "unibiomed: note: " << context.model_name << " is a demonstration model, not for "
+  if (model->manifest().demo && command.progress) {
+    log << "unibiomed: note: " << model->manifest().name << " is a demonstration model, not for "
         << "clinical use (" << (model_dir / "MODEL_CARD.md").string() << ")" << std::endl;
   }
 }

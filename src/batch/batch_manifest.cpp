@@ -1,0 +1,170 @@
+// Study records, the run manifest and the merge of shard manifests.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "batch/batch_internal.h"
+#include "unibiomed/error.h"
+#include "unibiomed/write.h"
+
+namespace unibiomed {
+namespace {
+
+namespace fs = std::filesystem;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<nlohmann::json> read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::string partial_prefix() { return ".partial-"; }
+
+void remove_partial_folders(const fs::path& out_dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+    if (e.path().filename().string().rfind(partial_prefix(), 0) == 0) stale.push_back(e.path());
+  }
+  for (const auto& p : stale) fs::remove_all(p, ec);
+}
+
+std::optional<nlohmann::json> complete_study(const fs::path& study_dir) {
+  auto record = read_json(study_dir / kStudyFile);
+  if (!record || !record->is_object() || record->value("status", "") != "ok" ||
+      !record->contains("outputs") || !(*record)["outputs"].is_array()) {
+    return std::nullopt;
+  }
+  bool has_result = false;
+  for (const auto& name : (*record)["outputs"]) {
+    if (!name.is_string() || !fs::is_regular_file(study_dir / name.get<std::string>())) {
+      return std::nullopt;
+    }
+    has_result = has_result || name == "result.json";
+  }
+  if (!has_result || !read_json(study_dir / "result.json")) return std::nullopt;
+  return record;
+}
+
+void write_text_file_atomically(const fs::path& path, const std::string& text) {
+  write_atomically(path, [&](const fs::path& temp) {
+    std::ofstream out(temp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw output_error("could not write the file");
+  });
+}
+
+std::string manifest_file_name(std::size_t index, std::size_t count) {
+  if (count <= 1) return "manifest.jsonl";
+  return "manifest.shard-" + std::to_string(index) + "-of-" + std::to_string(count) + ".jsonl";
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long>(seconds + 0.5);
+  char text[64];
+  if (s >= 3600) {
+    std::snprintf(text, sizeof text, "%ld h %02ld min", s / 3600, (s % 3600) / 60);
+  } else if (s >= 60) {
+    std::snprintf(text, sizeof text, "%ld min %02ld s", s / 60, s % 60);
+  } else {
+    std::snprintf(text, sizeof text, "%ld s", s);
+  }
+  return text;
+}
+
+ManifestWriter::ManifestWriter(fs::path path, std::size_t studies)
+    : path_(std::move(path)), lines_(studies) {}
+
+void ManifestWriter::set(std::size_t index, const nlohmann::json& record) {
+  lines_.at(index) = record.dump();
+}
+
+void ManifestWriter::flush(bool force) {
+  const double now = now_seconds();
+  if (!force && now - last_write_ < 1.0) return;
+  std::string text;
+  for (const auto& line : lines_) {
+    if (!line.empty()) text += line + "\n";
+  }
+  write_text_file_atomically(path_, text);
+  last_write_ = now;
+}
+
+BatchSummary merge_shard_manifests(const fs::path& out_dir, std::ostream& log) {
+  const std::regex pattern(R"(manifest\.shard-(\d+)-of-(\d+)\.jsonl)");
+  std::map<std::size_t, fs::path> shards;
+  std::size_t count = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, pattern)) continue;
+    const std::size_t n = std::stoul(m[2].str());
+    if (count != 0 && n != count) {
+      throw input_error(out_dir.string() + ": shard manifests of " + std::to_string(count) +
+                        " and of " + std::to_string(n) + " shards are mixed");
+    }
+    count = n;
+    shards[std::stoul(m[1].str())] = e.path();
+  }
+  if (ec) throw input_error(out_dir.string() + ": cannot list the folder (" + ec.message() + ")");
+  if (count == 0) {
+    throw input_error(out_dir.string() + ": no manifest.shard-I-of-N.jsonl to merge");
+  }
+  std::string missing;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!shards.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  }
+  if (!missing.empty()) {
+    throw input_error(out_dir.string() + ": shard manifests missing for shards " + missing +
+                      " of " + std::to_string(count));
+  }
+  std::vector<std::pair<std::string, std::string>> lines;  // (study, line)
+  BatchSummary summary;
+  for (const auto& [index, path] : shards) {
+    std::ifstream in(path);
+    std::string line;
+    std::size_t number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      if (line.empty()) continue;
+      nlohmann::json record;
+      try {
+        record = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception&) {
+        throw input_error(path.string() + ":" + std::to_string(number) + ": not JSON");
+      }
+      const std::string status = record.value("status", "");
+      summary.ok += status == "ok";
+      summary.failed += status == "failed";
+      summary.skipped += status == "skipped";
+      lines.emplace_back(record.value("study", ""), line);
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string text;
+  for (const auto& l : lines) text += l.second + "\n";
+  write_text_file_atomically(out_dir / "manifest.jsonl", text);
+  summary.total = lines.size();
+  log << "batch: merged " << count << " shard manifests, " << lines.size() << " studies ("
+      << summary.failed << " failed) into " << (out_dir / "manifest.jsonl").string() << "\n";
+  return summary;
+}
+
+}  // namespace unibiomed

@@ -175,11 +175,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.step_no % 200 == 0:
             _save(os.path.join(args.work, "checkpoint.pt"),
                   {"model": model.state_dict(), "config": config.to_dict(),
-                   "step": trainer.step_no, "minutes": (time.perf_counter() - start) / 60})
+                   "step": trainer.step_no, "minutes": (time.perf_counter() - start) / 60,
+                   "budget_minutes": args.minutes})
     minutes = (time.perf_counter() - start) / 60
     _save(os.path.join(args.work, "checkpoint.pt"),
           {"model": model.state_dict(), "config": config.to_dict(), "step": trainer.step_no,
-           "minutes": minutes})
+           "minutes": minutes, "budget_minutes": args.minutes})
     say(f"done: {trainer.step_no} steps in {minutes:.1f} min")
     return 0
 
@@ -206,6 +207,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         source={"kind": "trained", "recipe": "tools/make_demo_model.py", "seed": SEED,
                 "steps": int(ck["step"]), "minutes": round(float(ck["minutes"]), 1)},
         demo=True)
+    start, end = "<!-- training:start -->", "<!-- training:end -->"
+    if start in kept and end in kept:
+        head, rest = kept.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        kept = (head + start + "\n" + f"Trained by `tools/make_demo_model.py train --work DIR "
+                f"--minutes {ck.get('budget_minutes', round(float(ck['minutes'])))}`: "
+                f"{int(ck['step'])} steps in {float(ck['minutes']):.1f} min on two CPU cores "
+                f"(seed {SEED}; training is not bit-reproducible across machines).\n" + end + tail)
     with open(card, "w", encoding="utf-8") as f:  # the figures come from `evaluate --card`
         f.write(kept)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))

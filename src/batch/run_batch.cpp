@@ -192,7 +192,7 @@ BatchSummary run_batch(const BatchCommand& command, std::ostream& log) {
   manifest_out.flush(true);
   Progress progress(log, command.terminal, command.progress, mine.size());
   progress.resumed(summary.skipped);
-  if (!pending.empty()) {
+  if (!pending.empty() && command.progress) {
     log << "batch: " << pending.size() << " of " << mine.size() << " studies to run";
     if (summary.skipped) log << " (" << summary.skipped << " complete from an earlier run)";
     log << "; loading " << model_dir.string() << "\n" << std::flush;

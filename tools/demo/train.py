@@ -54,6 +54,10 @@ class TrainOptions:
     # the segmentation target from the [SEG] embedding, so that the prompt reaches the mask
     # decoder from the first steps instead of the masks settling on a prompt-free average.
     target_aux: float = 0.5
+    # BCE with the foreground and the background weighing half each. With the plain pixel mean
+    # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
+    # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
+    balanced_bce: bool = True
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -75,7 +79,13 @@ def mask_losses(masks: torch.Tensor, iou_pred: torch.Tensor, obj: torch.Tensor,
                 target: torch.Tensor, opts: TrainOptions) -> Dict[str, torch.Tensor]:
     """masks [N,3,h,w] logits, iou_pred [N,3], obj [N,1], target [N,h,w] soft in 0..1."""
     t = target[:, None].expand_as(masks)
-    bce = F.binary_cross_entropy_with_logits(masks, t, reduction="none").mean((2, 3))
+    pixel = F.binary_cross_entropy_with_logits(masks, t, reduction="none")
+    if opts.balanced_bce:  # foreground and background pixels weigh half each
+        pos = (pixel * t).sum((2, 3)) / t.sum((2, 3)).clamp(min=1e-6)
+        neg = (pixel * (1 - t)).sum((2, 3)) / (1 - t).sum((2, 3)).clamp(min=1e-6)
+        bce = torch.where(t.sum((2, 3)) > 0, 0.5 * (pos + neg), neg)
+    else:
+        bce = pixel.mean((2, 3))
     p = torch.sigmoid(masks)
     dice = 1 - (2 * (p * t).sum((2, 3)) + 1) / (p.sum((2, 3)) + t.sum((2, 3)) + 1)
     per = opts.bce_weight * bce + opts.dice_weight * dice  # [N,3]

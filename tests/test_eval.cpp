@@ -166,7 +166,8 @@ TEST(Eval, RegistryRunReportsAndGates) {
   auto better = report;
   better["datasets"][0]["metrics"]["dice"] = seg["metrics"]["dice"].get<double>() + 0.1;
   write_file(root.parent_path() / "better.json", better.dump());
-  const auto gated = unibiomed_cli(base + " --baseline " + quoted(root.parent_path() / "better.json"));
+  const auto gated =
+      unibiomed_cli(base + " --baseline " + quoted(root.parent_path() / "better.json"));
   EXPECT_EQ(gated.code, 6) << gated.err;
   EXPECT_NE(gated.out.find("REGRESSION itk-ventricle: dice"), std::string::npos) << gated.out;
   EXPECT_NE(slurp(junit).find("failures=\"1\""), std::string::npos);
@@ -181,8 +182,8 @@ TEST(Eval, UsageErrors) {
                           " --only nothing-such")
                 .code,
             2);
-  EXPECT_EQ(unibiomed_cli("eval -m " + quoted(test_data("tiny-bundle")) + " " +
-                          quoted(root / "missing"))
-                .code,
-            3);
+  EXPECT_EQ(
+      unibiomed_cli("eval -m " + quoted(test_data("tiny-bundle")) + " " + quoted(root / "missing"))
+          .code,
+      3);
 }

@@ -91,9 +91,9 @@ struct EvalCommand {
   std::string data_root;
   std::string model_dir;
   ModelOptions model;
-  std::string baseline;     // a previous report.json
-  std::string junit;        // JUnit XML output file
-  std::string output_dir;   // report.md, report.json, report.csv, predictions/
+  std::string baseline;    // a previous report.json
+  std::string junit;       // JUnit XML output file
+  std::string output_dir;  // report.md, report.json, report.csv, predictions/
   bool keep_predictions = false;
   bool progress = false;
 };

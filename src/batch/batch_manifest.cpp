@@ -17,8 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::optional<nlohmann::json> read_json(const fs::path& path) {
@@ -33,7 +32,9 @@ std::optional<nlohmann::json> read_json(const fs::path& path) {
 
 }  // namespace
 
-std::string partial_prefix() { return ".partial-"; }
+std::string partial_prefix() {
+  return ".partial-";
+}
 
 void remove_partial_folders(const fs::path& out_dir) {
   std::error_code ec;

@@ -92,15 +92,17 @@ void publish_study(const fs::path& out_dir, const std::string& name, nlohmann::j
   if (ec) throw output_error(temp.string() + ": cannot create (" + ec.message() + ")");
   fill(temp);
   std::vector<std::string> outputs;
-  for (const auto& e : fs::directory_iterator(temp)) outputs.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(temp))
+    outputs.push_back(e.path().filename().string());
   std::sort(outputs.begin(), outputs.end());
   record["outputs"] = outputs;
   write_text_file_atomically(temp / kStudyFile, record.dump() + "\n");
   const fs::path target = out_dir / name;
   fs::remove_all(target, ec);
   fs::rename(temp, target, ec);
-  if (ec) throw output_error(target.string() + ": cannot move the study's outputs in place (" +
-                             ec.message() + ")");
+  if (ec)
+    throw output_error(target.string() + ": cannot move the study's outputs in place (" +
+                       ec.message() + ")");
 }
 
 class Progress {
@@ -112,8 +114,7 @@ class Progress {
     if (!enabled_) return;
     const double elapsed = since(start_);
     const double rate = elapsed > 0 ? static_cast<double>(finished - resumed_) / elapsed : 0.0;
-    const double left =
-        rate > 0 ? static_cast<double>(total_ - finished) / rate : 0.0;
+    const double left = rate > 0 ? static_cast<double>(total_ - finished) / rate : 0.0;
     std::ostringstream line;
     line << std::fixed << std::setprecision(1);
     if (terminal_) {
@@ -121,15 +122,15 @@ class Progress {
       const int filled = total_ ? static_cast<int>(kWidth * finished / total_) : kWidth;
       line << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
            << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] " << finished << "/"
-           << total_ << "  " << rate * 60.0 << " studies/min  " << format_duration(left)
-           << " left";
+           << total_ << "  " << rate * 60.0 << " studies/min  " << format_duration(left) << " left";
       if (failed) line << "  " << failed << " failed";
       line << "   ";
       if (finished == total_) line << "\n";
     } else {
-      line << "batch: [" << finished << "/" << total_ << "] " << record.value("status", "")
-           << " " << record.value("study", "");
-      if (record.contains("timings")) line << " (" << record["timings"].value("total", 0.0) << " s)";
+      line << "batch: [" << finished << "/" << total_ << "] " << record.value("status", "") << " "
+           << record.value("study", "");
+      if (record.contains("timings"))
+        line << " (" << record["timings"].value("total", 0.0) << " s)";
       if (record.contains("error")) line << ": " << record["error"].get<std::string>();
       line << "\n";
     }
@@ -161,7 +162,8 @@ BatchSummary run_batch(const BatchCommand& command, std::ostream& log) {
   for (auto& s : studies) {
     if (in_shard(s, command.shard_index, command.shard_count)) mine.push_back(std::move(s));
   }
-  const fs::path model_dir = base.model_dir.empty() ? default_model_dir() : fs::path(base.model_dir);
+  const fs::path model_dir =
+      base.model_dir.empty() ? default_model_dir() : fs::path(base.model_dir);
   const BundleManifest manifest = read_manifest(model_dir);
   request_prompts(manifest.chat, base.request);  // the defaults must fit the model
 
@@ -174,9 +176,8 @@ BatchSummary run_batch(const BatchCommand& command, std::ostream& log) {
 
   BatchSummary summary;
   summary.total = mine.size();
-  ManifestWriter manifest_out(out_dir / manifest_file_name(command.shard_index,
-                                                           command.shard_count),
-                              mine.size());
+  ManifestWriter manifest_out(
+      out_dir / manifest_file_name(command.shard_index, command.shard_count), mine.size());
   std::vector<std::size_t> pending;
   for (std::size_t i = 0; i < mine.size(); ++i) {
     std::optional<nlohmann::json> done;

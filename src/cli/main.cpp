@@ -7,10 +7,10 @@
 #include <array>
 #include <cstdlib>
 #include <iomanip>
-#include <tuple>
 #include <iostream>
 #include <map>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "options.h"

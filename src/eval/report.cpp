@@ -28,11 +28,20 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -83,9 +92,9 @@ std::vector<std::string> regressions(const EvalReport& current, const EvalReport
       const double tol = metric_tolerance(metric);
       const bool worse = lower_is_better(metric) ? !(is <= was + tol) : !(is >= was - tol);
       if (worse) {
-        out.push_back(base.name + ": " + metric + " " + fixed(is) + (lower_is_better(metric) ? " > " : " < ") +
-                      "baseline " + fixed(was) + (lower_is_better(metric) ? " + " : " - ") +
-                      fixed(tol, 2));
+        out.push_back(base.name + ": " + metric + " " + fixed(is) +
+                      (lower_is_better(metric) ? " > " : " < ") + "baseline " + fixed(was) +
+                      (lower_is_better(metric) ? " + " : " - ") + fixed(tol, 2));
       }
     }
   }
@@ -119,27 +128,49 @@ json report_to_json(const EvalReport& report) {
 }
 
 EvalReport report_from_json(const json& j) {
-  if (!j.is_object() || j.value("format", "") != "unibiomed-eval-report/1") {
+  const auto text = [](const json& o, const char* key) {
+    const auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!j.is_object() || text(j, "format") != "unibiomed-eval-report/1") {
     throw input_error("baseline: not a unibiomed-eval-report/1 document");
   }
   EvalReport r;
-  r.model_name = j["model"].value("name", "");
-  r.model_dir = j["model"].value("dir", "");
-  for (const auto& e : j.at("datasets")) {
+  const auto count = [](const json& o, const char* key) {
+    const auto it = o.find(key);
+    return it != o.end() && it->is_number_unsigned() ? it->get<std::size_t>() : std::size_t{0};
+  };
+  const auto model = j.find("model");
+  if (model != j.end() && model->is_object()) {
+    r.model_name = text(*model, "name");
+    r.model_dir = text(*model, "dir");
+  }
+  const auto datasets = j.find("datasets");
+  if (datasets == j.end() || !datasets->is_array()) {
+    throw input_error("baseline: no 'datasets' list");
+  }
+  for (const auto& e : *datasets) {
+    if (!e.is_object()) throw input_error("baseline: a dataset entry is not an object");
     DatasetReport d;
-    d.name = e.value("name", "");
-    d.task = e.value("task", "");
-    d.modality = e.value("modality", "");
-    d.split = e.value("split", "");
-    d.status = e.value("status", "");
-    d.error = e.value("error", "");
-    d.items = e.value("items", std::size_t{0});
-    d.items_failed = e.value("items_failed", std::size_t{0});
-    for (const auto& [k, v] : e.value("metrics", json::object()).items()) {
-      d.metrics[k] = v.is_number() ? v.get<double>() : std::nan("");
+    d.name = text(e, "name");
+    d.task = text(e, "task");
+    d.modality = text(e, "modality");
+    d.split = text(e, "split");
+    d.status = text(e, "status");
+    d.error = text(e, "error");
+    d.items = count(e, "items");
+    d.items_failed = count(e, "items_failed");
+    const auto metrics = e.find("metrics");
+    if (metrics != e.end() && metrics->is_object()) {
+      for (const auto& [k, v] : metrics->items()) {
+        d.metrics[k] = v.is_number() ? v.get<double>() : std::nan("");
+      }
     }
-    for (const auto& [k, v] : e.value("per_label_dice", json::object()).items()) {
-      d.per_label_dice[k] = v.get<double>();
+    const auto labels = e.find("per_label_dice");
+    if (labels != e.end() && labels->is_object()) {
+      for (const auto& [k, v] : labels->items()) {
+        if (v.is_number()) d.per_label_dice[k] = v.get<double>();
+      }
     }
     r.datasets.push_back(d);
   }
@@ -169,7 +200,8 @@ std::string report_markdown(const EvalReport& report) {
   for (const auto& d : report.datasets) {
     if (d.per_label_dice.empty()) continue;
     s << "\n## " << d.name << ": Dice per label\n\n| label | Dice |\n|---|---|\n";
-    for (const auto& [label, dice] : d.per_label_dice) s << "| " << label << " | " << fixed(dice) << " |\n";
+    for (const auto& [label, dice] : d.per_label_dice)
+      s << "| " << label << " | " << fixed(dice) << " |\n";
   }
   return s.str();
 }
@@ -181,11 +213,13 @@ std::string report_csv(const EvalReport& report) {
   for (const auto& c : columns) s << "," << c;
   s << "\n";
   for (const auto& d : report.datasets) {
-    s << csv_cell(d.name) << "," << d.task << "," << d.modality << "," << d.split << ","
-      << d.status << "," << d.items << "," << d.items_failed;
+    s << csv_cell(d.name) << "," << d.task << "," << d.modality << "," << d.split << "," << d.status
+      << "," << d.items << "," << d.items_failed;
     for (const auto& c : columns) {
       const auto found = d.metrics.find(c);
-      s << "," << (found == d.metrics.end() || !std::isfinite(found->second) ? "" : fixed(found->second, 6));
+      s << ","
+        << (found == d.metrics.end() || !std::isfinite(found->second) ? ""
+                                                                      : fixed(found->second, 6));
     }
     s << "\n";
   }

@@ -160,8 +160,8 @@ void score_item(Session& session, const Model& model, const fs::path& model_dir,
 }
 
 DatasetReport evaluate_dataset(const EvalDataset& d, Session& session, const Model& model,
-                               const fs::path& model_dir, const fs::path& pred_root,
-                               bool keep, std::ostream& log, bool progress) {
+                               const fs::path& model_dir, const fs::path& pred_root, bool keep,
+                               std::ostream& log, bool progress) {
   DatasetReport r;
   r.name = d.name;
   r.task = d.task;
@@ -193,7 +193,8 @@ DatasetReport evaluate_dataset(const EvalDataset& d, Session& session, const Mod
   }
   if (progress) log << "\n";
   for (const auto& [metric, values] : scores.values) r.metrics[metric] = mean_finite(values);
-  for (const auto& [label, values] : scores.label_dice) r.per_label_dice[label] = mean_finite(values);
+  for (const auto& [label, values] : scores.label_dice)
+    r.per_label_dice[label] = mean_finite(values);
   if (d.task == "diagnose" && !answers.empty()) {
     std::vector<std::string> classes = d.classes;
     if (classes.empty()) {
@@ -262,10 +263,9 @@ EvalOutcome run_eval(const EvalCommand& command, std::ostream& out, std::ostream
   std::shared_ptr<const Model> model;
   std::optional<Session> session;
   const fs::path out_dir = command.output_dir.empty() ? fs::path() : fs::path(command.output_dir);
-  const fs::path pred_root = out_dir.empty()
-                                 ? fs::temp_directory_path() /
-                                       ("unibiomed-eval-" + std::to_string(::getpid()))
-                                 : out_dir / "predictions";
+  const fs::path pred_root =
+      out_dir.empty() ? fs::temp_directory_path() / ("unibiomed-eval-" + std::to_string(::getpid()))
+                      : out_dir / "predictions";
   EvalOutcome outcome;
   outcome.report.model_dir = model_dir.string();
   for (const auto& [entry, where] : todo) {
@@ -291,8 +291,8 @@ EvalOutcome run_eval(const EvalCommand& command, std::ostream& out, std::ostream
       }
       request_prompts(model->manifest().chat, request_for(d, d.items.front()));
       const std::string split = r.split;
-      r = evaluate_dataset(d, *session, *model, model_dir, pred_root, command.keep_predictions,
-                           log, command.progress);
+      r = evaluate_dataset(d, *session, *model, model_dir, pred_root, command.keep_predictions, log,
+                           command.progress);
       if (!entry.name.empty()) r.name = entry.name;
       r.split = split;
     } catch (const Error& e) {
@@ -325,7 +325,8 @@ EvalOutcome run_eval(const EvalCommand& command, std::ostream& out, std::ostream
     write_text(out_dir / "report.md", markdown);
     write_text(out_dir / "report.csv", report_csv(outcome.report));
   }
-  if (!command.junit.empty()) write_text(command.junit, report_junit(outcome.report, outcome.regressions));
+  if (!command.junit.empty())
+    write_text(command.junit, report_junit(outcome.report, outcome.regressions));
   out << markdown;
   for (const auto& r : outcome.regressions) out << "REGRESSION " << r << "\n";
   return outcome;

@@ -17,10 +17,10 @@ namespace unibiomed {
 
 struct PreparedInput {
   std::string path;
-  Volume volume;   // as read, on its own grid
+  Volume volume;  // as read, on its own grid
   bool sequence = false;
-  bool picture = false;  // PNG/JPEG/TIFF/BMP: masks as PNG, areas in pixels
-  InputImage image;      // 2-D inputs
+  bool picture = false;                 // PNG/JPEG/TIFF/BMP: masks as PNG, areas in pixels
+  InputImage image;                     // 2-D inputs
   std::optional<FrameSequence> frames;  // volumes and cines
 };
 
@@ -30,8 +30,7 @@ PreparedInput prepare_input(const InterpretCommand& command);
 
 // Runs the model on a prepared input; the reader's and the slicing's warnings come first.
 Interpretation interpret_prepared(Session& session, const PreparedInput& input,
-                                  const InterpretRequest& request,
-                                  const StageCallback& stage = {});
+                                  const InterpretRequest& request, const StageCallback& stage = {});
 
 // Writes the masks on the input's grid, the overlay and result.json (last, each atomically)
 // into output_dir, creating it; returns the result document.

@@ -16,6 +16,9 @@ namespace unibiomed {
 // The record of a study in its output folder, written last: its manifest line.
 inline constexpr const char* kStudyFile = "study.json";
 
+// A string member of a JSON object, "" when it is missing or not a string.
+std::string text_field(const nlohmann::json& object, const char* key);
+
 // Name prefix of the temporary folders a study is written into before it is moved in place.
 std::string partial_prefix();
 

@@ -32,6 +32,11 @@ std::optional<nlohmann::json> read_json(const fs::path& path) {
 
 }  // namespace
 
+std::string text_field(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string partial_prefix() {
   return ".partial-";
 }
@@ -47,7 +52,7 @@ void remove_partial_folders(const fs::path& out_dir) {
 
 std::optional<nlohmann::json> complete_study(const fs::path& study_dir) {
   auto record = read_json(study_dir / kStudyFile);
-  if (!record || !record->is_object() || record->value("status", "") != "ok" ||
+  if (!record || !record->is_object() || text_field(*record, "status") != "ok" ||
       !record->contains("outputs") || !(*record)["outputs"].is_array()) {
     return std::nullopt;
   }
@@ -151,11 +156,11 @@ BatchSummary merge_shard_manifests(const fs::path& out_dir, std::ostream& log) {
       } catch (const nlohmann::json::exception&) {
         throw input_error(path.string() + ":" + std::to_string(number) + ": not JSON");
       }
-      const std::string status = record.value("status", "");
+      const std::string status = text_field(record, "status");
       summary.ok += status == "ok";
       summary.failed += status == "failed";
       summary.skipped += status == "skipped";
-      lines.emplace_back(record.value("study", ""), line);
+      lines.emplace_back(text_field(record, "study"), line);
     }
   }
   std::sort(lines.begin(), lines.end());

@@ -127,10 +127,12 @@ class Progress {
       line << "   ";
       if (finished == total_) line << "\n";
     } else {
-      line << "batch: [" << finished << "/" << total_ << "] " << record.value("status", "") << " "
-           << record.value("study", "");
-      if (record.contains("timings"))
-        line << " (" << record["timings"].value("total", 0.0) << " s)";
+      line << "batch: [" << finished << "/" << total_ << "] " << text_field(record, "status") << " "
+           << text_field(record, "study");
+      const auto timings = record.find("timings");
+      if (timings != record.end() && timings->contains("total")) {
+        line << " (" << (*timings)["total"].get<double>() << " s)";
+      }
       if (record.contains("error")) line << ": " << record["error"].get<std::string>();
       line << "\n";
     }

@@ -116,7 +116,7 @@ class Progress {
     const double rate = elapsed > 0 ? static_cast<double>(finished - resumed_) / elapsed : 0.0;
     const double left = rate > 0 ? static_cast<double>(total_ - finished) / rate : 0.0;
     std::ostringstream line;
-    line << std::fixed << std::setprecision(1);
+    line << std::fixed << std::setprecision(2);
     if (terminal_) {
       constexpr int kWidth = 28;
       const int filled = total_ ? static_cast<int>(kWidth * finished / total_) : kWidth;

@@ -63,8 +63,9 @@ def _segment_set(out: str, name: str, subject: Subject, sampler: Sampler,
             _save_png(gt * 255, os.path.join(out, file))
             masks[t] = file
         items.append({"id": item_id, "image": os.path.relpath(image, out), "masks": masks})
-    return {"format": "unibiomed-dataset/1", "name": name, "task": "segment",
-            "modality": subject.modality.lower(), "items": items}
+    # no "modality": the pictures are already mapped to 8 bits as the engine shows the scan (a
+    # CT modality would window them a second time)
+    return {"format": "unibiomed-dataset/1", "name": name, "task": "segment", "items": items}
 
 
 def write_benchmarks(out_root: str, data_dir: str, subjects: Sequence[Subject],

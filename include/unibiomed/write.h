@@ -17,6 +17,9 @@ namespace unibiomed {
 void write_atomically(const std::filesystem::path& target,
                       const std::function<void(const std::filesystem::path& temp)>& write);
 
+// `text` as the file `path`, atomically (through write_atomically).
+void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+
 // A label map as NIfTI (.nii / .nii.gz; also .nrrd, .mha by extension), uint8, with the exact
 // size, spacing, origin and direction of its geometry.
 void write_label_map(const LabelMap& labels, const std::filesystem::path& path);

@@ -29,9 +29,6 @@ void remove_partial_folders(const std::filesystem::path& out_dir);
 // output it lists exists, result.json parses); none otherwise.
 std::optional<nlohmann::json> complete_study(const std::filesystem::path& study_dir);
 
-// Writes `text` to `path` through a temporary file and a rename.
-void write_text_file_atomically(const std::filesystem::path& path, const std::string& text);
-
 // "manifest.jsonl", or "manifest.shard-I-of-N.jsonl" for shard I of N > 1.
 std::string manifest_file_name(std::size_t index, std::size_t count);
 

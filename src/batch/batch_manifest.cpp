@@ -67,15 +67,6 @@ std::optional<nlohmann::json> complete_study(const fs::path& study_dir) {
   return record;
 }
 
-void write_text_file_atomically(const fs::path& path, const std::string& text) {
-  write_atomically(path, [&](const fs::path& temp) {
-    std::ofstream out(temp, std::ios::binary);
-    out << text;
-    out.close();
-    if (!out) throw output_error("could not write the file");
-  });
-}
-
 std::string manifest_file_name(std::size_t index, std::size_t count) {
   if (count <= 1) return "manifest.jsonl";
   return "manifest.shard-" + std::to_string(index) + "-of-" + std::to_string(count) + ".jsonl";
@@ -108,7 +99,7 @@ void ManifestWriter::flush(bool force) {
   for (const auto& line : lines_) {
     if (!line.empty()) text += line + "\n";
   }
-  write_text_file_atomically(path_, text);
+  write_text_atomically(path_, text);
   last_write_ = now;
 }
 
@@ -166,7 +157,7 @@ BatchSummary merge_shard_manifests(const fs::path& out_dir, std::ostream& log) {
   std::sort(lines.begin(), lines.end());
   std::string text;
   for (const auto& l : lines) text += l.second + "\n";
-  write_text_file_atomically(out_dir / "manifest.jsonl", text);
+  write_text_atomically(out_dir / "manifest.jsonl", text);
   summary.total = lines.size();
   log << "batch: merged " << count << " shard manifests, " << lines.size() << " studies ("
       << summary.failed << " failed) into " << (out_dir / "manifest.jsonl").string() << "\n";

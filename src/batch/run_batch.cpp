@@ -96,7 +96,7 @@ void publish_study(const fs::path& out_dir, const std::string& name, nlohmann::j
     outputs.push_back(e.path().filename().string());
   std::sort(outputs.begin(), outputs.end());
   record["outputs"] = outputs;
-  write_text_file_atomically(temp / kStudyFile, record.dump() + "\n");
+  write_text_atomically(temp / kStudyFile, record.dump() + "\n");
   const fs::path target = out_dir / name;
   fs::remove_all(target, ec);
   fs::rename(temp, target, ec);

@@ -220,15 +220,6 @@ DatasetReport evaluate_dataset(const EvalDataset& d, Session& session, const Mod
   return r;
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  write_atomically(path, [&](const fs::path& temp) {
-    std::ofstream out(temp, std::ios::binary);
-    out << text;
-    out.close();
-    if (!out) throw output_error("could not write the file");
-  });
-}
-
 }  // namespace
 
 EvalOutcome run_eval(const EvalCommand& command, std::ostream& out, std::ostream& log) {
@@ -321,12 +312,12 @@ EvalOutcome run_eval(const EvalCommand& command, std::ostream& out, std::ostream
   const std::string markdown = report_markdown(outcome.report);
   if (!out_dir.empty()) {
     fs::create_directories(out_dir);
-    write_text(out_dir / "report.json", report_to_json(outcome.report).dump(2) + "\n");
-    write_text(out_dir / "report.md", markdown);
-    write_text(out_dir / "report.csv", report_csv(outcome.report));
+    write_text_atomically(out_dir / "report.json", report_to_json(outcome.report).dump(2) + "\n");
+    write_text_atomically(out_dir / "report.md", markdown);
+    write_text_atomically(out_dir / "report.csv", report_csv(outcome.report));
   }
   if (!command.junit.empty())
-    write_text(command.junit, report_junit(outcome.report, outcome.regressions));
+    write_text_atomically(command.junit, report_junit(outcome.report, outcome.regressions));
   out << markdown;
   for (const auto& r : outcome.regressions) out << "REGRESSION " << r << "\n";
   return outcome;

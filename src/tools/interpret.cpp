@@ -48,15 +48,6 @@ LabelMap finding_mask(const Finding& finding, const Geometry& geometry, std::uin
   return map;
 }
 
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  write_atomically(path, [&](const fs::path& temp) {
-    std::ofstream out(temp, std::ios::binary);
-    out << text;
-    out.close();
-    if (!out) throw output_error("could not write the file");
-  });
-}
-
 // The masks of a 2-D input on its grid (PNG for pictures, else NIfTI) and the overlay.
 void write_image_outputs(const InputImage& image, const Volume& volume, bool picture,
                          const Interpretation& result, const fs::path& output_dir,

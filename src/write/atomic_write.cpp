@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 
@@ -54,6 +55,15 @@ void write_atomically(const fs::path& target, const std::function<void(const fs:
     fs::remove(temp, ec);
     throw output_error(target.string() + ": cannot write (" + e.what() + ")");
   }
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  write_atomically(path, [&](const fs::path& temp) {
+    std::ofstream out(temp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw output_error("could not write the file");
+  });
 }
 
 }  // namespace unibiomed

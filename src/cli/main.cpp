@@ -83,15 +83,22 @@ std::string one_line(std::string text) {
   return text;
 }
 
+// How the model is loaded (interpret, batch, eval).
+unibiomed::ModelOptions model_options(const Settings& settings) {
+  unibiomed::ModelOptions options;
+  options.device = settings.device;
+  options.dtype = settings.dtype;
+  options.warmup = !settings.no_warmup;
+  return options;
+}
+
 // The interpret options of the table as a command (batch takes them as its defaults).
 unibiomed::InterpretCommand interpret_command(const Settings& settings) {
   unibiomed::InterpretCommand command;
   command.input = settings.input;
   command.output_dir = settings.output_dir;
   command.model_dir = settings.model_dir;
-  command.model.device = settings.device;
-  command.model.dtype = settings.dtype;
-  command.model.warmup = !settings.no_warmup;
+  command.model = model_options(settings);
   command.read = read_options(settings);
   command.window = settings.window;
   command.axis = settings.axis;
@@ -165,9 +172,7 @@ int run(const Settings& settings) {
     command.only = settings.only;
     command.data_root = settings.data_root;
     command.model_dir = settings.model_dir;
-    command.model.device = settings.device;
-    command.model.dtype = settings.dtype;
-    command.model.warmup = !settings.no_warmup;
+    command.model = model_options(settings);
     command.baseline = settings.baseline;
     command.junit = settings.junit;
     command.output_dir = settings.output_dir;

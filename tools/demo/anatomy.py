@@ -20,11 +20,14 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-#: AAL label ranges (aal.nii.txt) grouped into what the prompts name. Cingulum, insula and the
-#: medial temporal structures are assigned to no lobe: their lobe is a matter of convention.
+#: AAL label ranges (aal.nii.txt) grouped into what the prompts name. The cingulate gyrus goes
+#: with the lobe above it: anterior and middle cingulum (31-34) frontal, except the middle
+#: cingulum behind world y = -20 mm (CINGULUM_SPLIT_Y), and the posterior cingulum (35, 36)
+#: parietal; without it the medial frontal area in front of the ventricles was no lobe. Insula
+#: and the medial temporal structures are assigned to no lobe (their lobe is a convention).
 AAL_GROUPS: Dict[str, Tuple[int, ...]] = {
-    "frontal lobe": tuple(range(1, 29)) + (69, 70),
-    "parietal lobe": tuple(range(57, 69)),
+    "frontal lobe": tuple(range(1, 29)) + (31, 32, 33, 34, 69, 70),
+    "parietal lobe": tuple(range(57, 69)) + (35, 36),
     "temporal lobe": (55, 56) + tuple(range(79, 91)),
     "occipital lobe": tuple(range(43, 55)),
     "cerebellum": tuple(range(91, 117)),
@@ -32,6 +35,8 @@ AAL_GROUPS: Dict[str, Tuple[int, ...]] = {
     "hippocampus": (37, 38),
     "basal ganglia": tuple(range(71, 77)),
 }
+MIDDLE_CINGULUM = (33, 34)
+CINGULUM_SPLIT_Y = -20.0
 LOBES = ("frontal lobe", "parietal lobe", "temporal lobe", "occipital lobe")
 
 # Tissue classes of the synthesis label map (SynthSeg-style): each gets its own random intensity.
@@ -133,6 +138,8 @@ def ch2_subject(data_dir: str) -> Subject:
     labelled = aal > 0
     idx = ndimage.distance_transform_edt(~labelled, return_distances=False, return_indices=True)
     filled = aal[tuple(idx)] * brain
+    # the middle cingulum behind the split is parietal (posterior cingulum's label, 35)
+    filled = np.where(np.isin(filled, MIDDLE_CINGULUM) & (y < CINGULUM_SPLIT_Y), 35, filled)
     regions = np.zeros(t1.shape, np.uint8)
     structures: Dict[str, np.ndarray] = {"head": head, "brain": brain,
                                          "lateral ventricles": ventricles}

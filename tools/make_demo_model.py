@@ -145,6 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         warmup=50 if args.init else 200)
     trainer = Trainer(model, tokenizer, settings,
                       Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
+    if args.init and "training" in torch.load(args.init):
+        trainer.load_training_state(torch.load(args.init)["training"])
     probes = _probe_cases(subs)
     start = time.perf_counter()
     # The learning rate follows the time budget: its schedule runs over the steps that fit.
@@ -170,16 +172,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             model.eval()
             for name, case in probes:
                 dice = trainer.probe(case)
-                say(f"probe {name}: " + ", ".join(f"{t} {d:.2f}" for t, d in dice.items()))
+                say(f"probe {name} (from [SEG] / from code): " +
+                    ", ".join(f"{t} {d:.2f}/{c:.2f}" for t, (d, c) in dice.items()))
             model.train()
         if trainer.step_no % 200 == 0:
             _save(os.path.join(args.work, "checkpoint.pt"),
                   {"model": model.state_dict(), "config": config.to_dict(),
-                   "step": trainer.step_no, "minutes": (time.perf_counter() - start) / 60,
+                   "training": trainer.training_state(), "step": trainer.step_no, "minutes": (time.perf_counter() - start) / 60,
                    "budget_minutes": args.minutes})
     minutes = (time.perf_counter() - start) / 60
     _save(os.path.join(args.work, "checkpoint.pt"),
-          {"model": model.state_dict(), "config": config.to_dict(), "step": trainer.step_no,
+          {"model": model.state_dict(), "config": config.to_dict(),
+           "training": trainer.training_state(), "step": trainer.step_no,
            "minutes": minutes, "budget_minutes": args.minutes})
     say(f"done: {trainer.step_no} steps in {minutes:.1f} min")
     return 0

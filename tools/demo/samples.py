@@ -39,11 +39,14 @@ class Turn:
 
 @dataclasses.dataclass
 class Case:
-    """pictures [frames, rows, cols] uint8; turns; facts (subject, slices, rendering, lesion)."""
+    """pictures [frames, rows, cols] uint8; turns; facts (subject, slices, rendering, lesion);
+    labels: the mask of every structure present (and the lesion), keyed by target name, for
+    the training-only losses that see every structure of a picture."""
 
     pictures: np.ndarray
     turns: List[Turn]
     facts: Dict[str, object]
+    labels: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def slice_ranges(subject: Subject, held_out: bool) -> List[int]:
@@ -202,19 +205,21 @@ class Sampler:
             vent = subject.modality == "MR" and masks["lateral ventricles"].sum() >= 150
             ans = texts.report_answer(rng, subject.modality, facts, vent)
             seg_masks = [lesion_mask] if facts else ([masks["lateral ventricles"]] if vent else [])
-            turns.append(Turn("report", texts.user_text(self.chat, "report"), ans, seg_masks))
+            turns.append(Turn("report", texts.user_text(self.chat, "report"), ans, seg_masks,
+                              "lesion" if facts else ("lateral ventricles" if vent else "")))
         elif task == "diagnose":
             ans = texts.diagnose_answer(rng, subject.modality, facts)
             turns.append(Turn("diagnose", texts.user_text(self.chat, "diagnose"), ans,
-                              [lesion_mask] if facts else []))
+                              [lesion_mask] if facts else [], "lesion" if facts else ""))
         else:
             q, ans = texts.vqa(rng, subject.modality, facts)
             turns.append(Turn("vqa", texts.user_text(self.chat, "vqa", question=q), ans,
-                              [lesion_mask] * ans.count(P.SEG)))
+                              [lesion_mask] * ans.count(P.SEG), "lesion" if facts else ""))
         case = Case(pics.astype(np.uint8), turns,
                     {"subject": subject.name, "slices": [k], "mode": mode,
                      "lesion": None if facts is None else
-                     {key: v for key, v in facts.items() if key != "cut"}})
+                     {key: v for key, v in facts.items() if key != "cut"}},
+                    {t: masks[t] for t in present})
         return self._geometry(case)
 
     def stack_case(self, frames: int = 3) -> Case:
@@ -267,6 +272,7 @@ class Sampler:
         pics = case.pictures
         if rng.random() < 0.5:
             pics = pics[:, :, ::-1]
+            case.labels = {_swap_sides(t): m[:, :, ::-1] for t, m in case.labels.items()}
             for turn in case.turns:
                 turn.masks = [m[:, :, ::-1] for m in turn.masks]
                 turn.user_text, turn.answer = _swap_sides(turn.user_text), _swap_sides(turn.answer)
@@ -279,15 +285,18 @@ class Sampler:
             pad = [(0, 0)] + [tuple(int(x) for x in rng.integers(0, n // 4 + 1, 2))
                               for n in (rows, cols)]
             pics = np.pad(pics, pad)
+            case.labels = {t: np.pad(m, pad) for t, m in case.labels.items()}
             for turn in case.turns:
                 turn.masks = [np.pad(m, pad) for m in turn.masks]
         elif r < 0.5:
             cut = [tuple(int(x) for x in rng.integers(0, n // 12 + 1, 2)) for n in (rows, cols)]
             sl = (slice(None), slice(cut[0][0], rows - cut[0][1]), slice(cut[1][0], cols - cut[1][1]))
             pics = pics[sl]
+            case.labels = {t: m[sl] for t, m in case.labels.items()}
             for turn in case.turns:
                 turn.masks = [m[sl] for m in turn.masks]
         case.pictures = np.ascontiguousarray(pics)
+        case.labels = {t: np.ascontiguousarray(m) for t, m in case.labels.items()}
         for turn in case.turns:
             turn.masks = [np.ascontiguousarray(m) for m in turn.masks]
         return case

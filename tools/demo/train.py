@@ -50,10 +50,21 @@ class TrainOptions:
     # Segmentation turns per slice case: several distinct targets on one picture per step make
     # the prompt the only way to lower the mask loss.
     seg_turns: int = 6
-    # Weight of an auxiliary loss (training only, not exported): a linear classifier must tell
-    # the segmentation target from the [SEG] embedding, so that the prompt reaches the mask
-    # decoder from the first steps instead of the masks settling on a prompt-free average.
-    target_aux: float = 0.5
+    # Target codes (training only, not exported): a learned 'ideal [SEG] embedding' per target
+    # name. The mask decoder is also trained on the codes of every structure of each picture
+    # (up to codes_per_picture, on the slice cases and on extra_pictures more slices), and the
+    # [SEG] embeddings are pulled towards their target's code (distill). The decoder so learns
+    # to tell the targets apart from the first steps, without waiting for the language model:
+    # with [SEG] embeddings alone the small targets settled on one prompt-free mask.
+    code_weight: float = 1.0
+    codes_per_picture: int = 12
+    extra_pictures: int = 2
+    distill: float = 1.0
+    # Dense labels on the vision tokens (training only): a linear head must tell, for each of
+    # the 8 x 8 tokens of a slice, how much of every structure and of the lesion it covers, so
+    # that the language model's image tokens say where things are (the report names the lesion's
+    # lobe and side from them).
+    token_labels: float = 0.5
     # BCE with the foreground and the background weighing half each. With the plain pixel mean
     # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
     # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
@@ -119,11 +130,17 @@ class Trainer:
         self.seg_id = tokenizer.token_to_id(P.SEG)
         self.stop = settings.chat.stop_words[0]
         self.target_names = sorted(set(texts.MR_TARGETS) | set(texts.CT_TARGETS) | {"lesion"})
-        self.aux = torch.nn.Linear(model.config.grounding.out_dim, len(self.target_names))
+        self.name_index = {n: i for i, n in enumerate(self.target_names)}
+        gen = torch.Generator().manual_seed(opts.seed)
+        self.codes = torch.nn.Parameter(
+            0.5 * torch.randn(len(self.target_names), model.config.grounding.out_dim,
+                              generator=gen))
+        self.token_head = torch.nn.Linear(model.config.language.hidden_size,
+                                          len(self.target_names))
         params = [p for p in model.parameters() if p.requires_grad] + \
-            list(self.aux.parameters())
+            list(self.token_head.parameters())
         decay = [p for p in params if p.ndim >= 2]
-        other = [p for p in params if p.ndim < 2]
+        other = [p for p in params if p.ndim < 2] + [self.codes]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
                                       {"params": other, "weight_decay": 0.0}], lr=opts.lr)
         self.step_no = 0
@@ -141,9 +158,29 @@ class Trainer:
         m = torch.from_numpy(mask.astype(np.float32))[None, None]
         return F.interpolate(m, size=(self.low, self.low), mode="area")[0, 0]
 
+    def training_state(self) -> Dict[str, object]:
+        """The training-only parameters (codes, token head), for continuing from a checkpoint."""
+        return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict()}
+
+    def load_training_state(self, state: Dict[str, object]) -> None:
+        with torch.no_grad():
+            self.codes.copy_(state["codes"])
+        self.token_head.load_state_dict(state["token_head"])
+
+    def _token_loss(self, tokens: torch.Tensor, case: Case) -> torch.Tensor:
+        """BCE of the token head on one slice's vision tokens [T, H] against the share of each
+        labelled structure in each token's cell (the tile is the whole picture, row-major)."""
+        grid = int(round(math.sqrt(tokens.shape[0])))
+        target = torch.zeros(tokens.shape[0], len(self.target_names))
+        for name, m in case.labels.items():
+            cell = F.interpolate(torch.from_numpy(m[0].astype(np.float32))[None, None],
+                                 size=(grid, grid), mode="area")
+            target[:, self.name_index[name]] = cell.flatten()
+        return F.binary_cross_entropy_with_logits(self.token_head(tokens), target)
+
     def _language(self, cases: Sequence[Case]):
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
-        [SEG]: (case index, turn, mask index))."""
+        [SEG]: (case index, turn, mask index), token-label loss)."""
         parts = self.parts
         tiles, owner = [], []
         for ci, c in enumerate(cases):
@@ -156,9 +193,11 @@ class Trainer:
                 owner += [ci] * tiles[-1].shape[0]
         tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
         owner_t = torch.tensor(owner)
-        rows, targets, segs = [], [], []
+        rows, targets, segs, token_losses = [], [], [], []
         for ci, case in enumerate(cases):
             tokens_c = tokens_all[owner_t == ci]
+            if case.labels and tokens_c.shape[0] == 1:
+                token_losses.append(self._token_loss(tokens_c[0], case))
             for ti, turn in enumerate(case.turns):
                 text = P.chat_prompt(self.s.chat, P.expand_image_tokens(
                     turn.user_text, [self.s.tokens_per_tile] * tokens_c.shape[0],
@@ -186,7 +225,8 @@ class Trainer:
             emb = parts["grounding_projector"](h)
         else:
             emb = hidden.new_zeros(0, self.model.config.grounding.out_dim)
-        return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs]
+        token_loss = torch.stack(token_losses).mean() if token_losses else ce * 0
+        return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs], token_loss
 
     def step(self) -> Dict[str, float]:
         t0 = time.perf_counter()
@@ -194,14 +234,16 @@ class Trainer:
         second = self.sampler.volume_case() if self.step_no % 3 == 1 else \
             self.sampler.image_case(seg_turns=n)
         cases = [self.sampler.image_case(seg_turns=n), second, self.sampler.stack_case()]
-        ce, emb, where = self._language(cases)
+        extra = [self.sampler.image_case(seg_turns=0) for _ in range(self.opts.extra_pictures)]
+        ce, emb, where, token_loss = self._language(cases)
         enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
                              self.parts["sam_tracker"])
         # the frame each case's [SEG] masks are decoded on: the first, or for a volume case
         # the frame where the target is largest
         shown = [int(np.argmax(c.turns[0].masks[0].sum((1, 2)))) if c.facts.get("llm_frames")
                  else 0 for c in cases]
-        pictures = [c.pictures[f] for c, f in zip(cases, shown)] + list(cases[2].pictures[1:])
+        pictures = [c.pictures[f] for c, f in zip(cases, shown)] + list(cases[2].pictures[1:]) + \
+            [c.pictures[0] for c in extra]
         images = torch.cat([sam_image_input(PRE.grey_to_rgb(p), self.s) for p in pictures])
         s0, s1, embed, pos = enc(images)
         # every [SEG]: decoded on its case's first frame with the language prompt
@@ -210,11 +252,31 @@ class Trainer:
         target = torch.stack([self._target(cases[ci].turns[ti].masks[mi][shown[ci]])
                               for ci, ti, mi in where])
         losses = mask_losses(masks, iou, obj, target, self.opts)
-        named = [(i, self.target_names.index(cases[ci].turns[ti].target))
+        # the codes of every labelled structure of the slice pictures
+        code_rows = [(0, cases[0])] + ([(1, cases[1])] if not cases[1].facts.get("llm_frames")
+                                       else []) + \
+            [(len(pictures) - len(extra) + i, c) for i, c in enumerate(extra)]
+        cidx, cnames, ctarget = [], [], []
+        for row, case in code_rows:
+            names = sorted(case.labels)
+            rng = self.sampler.rng
+            names = [names[int(i)] for i in rng.permutation(len(names))]
+            names = names[:self.opts.codes_per_picture]
+            if "lesion" in case.labels and "lesion" not in names:
+                names[-1] = "lesion"
+            for name in names:
+                cidx.append(row)
+                cnames.append(self.name_index[name])
+                ctarget.append(self._target(case.labels[name][0]))
+        ci_t = torch.tensor(cidx)
+        cm, ciou, cobj, _ = dec(tracker.no_memory(embed[ci_t]), s0[ci_t], s1[ci_t],
+                                self.codes[torch.tensor(cnames)])
+        code = mask_losses(cm, ciou, cobj, torch.stack(ctarget), self.opts)
+        named = [(i, self.name_index[cases[ci].turns[ti].target])
                  for i, (ci, ti, _) in enumerate(where)
-                 if cases[ci].turns[ti].target in self.target_names]
-        aux = F.cross_entropy(self.aux(emb[[i for i, _ in named]]),
-                              torch.tensor([t for _, t in named])) if named else ce * 0
+                 if cases[ci].turns[ti].target in self.name_index]
+        distill = F.mse_loss(emb[[i for i, _ in named]],
+                             self.codes[[t for _, t in named]].detach()) if named else ce * 0
         # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory
         k = len(where) - 1
         assert where[k][0] == 2
@@ -243,7 +305,8 @@ class Trainer:
                  for key in track_losses[0]}
         total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
                  + track["mask"] + track["iou"] + 0.5 * track["object"]
-                 + self.opts.target_aux * aux)
+                 + self.opts.code_weight * (code["mask"] + code["iou"] + 0.5 * code["object"])
+                 + self.opts.distill * distill + self.opts.token_labels * token_loss)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step_no)
         self.opt.zero_grad(set_to_none=True)
@@ -266,27 +329,38 @@ class Trainer:
         self.opt.step()
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
-                "track": float(track["mask"]), "aux": float(aux), "seconds": time.perf_counter() - t0}
+                "track": float(track["mask"]), "code": float(code["mask"]),
+                "distill": float(distill), "tokens": float(token_loss),
+                "seconds": time.perf_counter() - t0}
 
 
     @torch.no_grad()
-    def probe(self, case: Case) -> Dict[str, float]:
+    def probe(self, case: Case) -> Dict[str, Tuple[float, float]]:
         """Dice (at the low resolution) of the best candidate of each segmentation turn of a
-        slice case: a check, during training, that the masks follow the prompt."""
+        slice case, from its [SEG] embedding and from its target's code: a check, during
+        training, that the masks follow the prompt."""
         turns = [t for t in case.turns if t.task == "segment"]
         one = Case(case.pictures, turns, case.facts)
-        _, emb, where = self._language([one])
+        _, emb, where, _ = self._language([one])
         s0, s1, embed, _ = self.parts["sam_image_encoder"](
             sam_image_input(PRE.grey_to_rgb(case.pictures[0]), self.s))
         tracker = self.parts["sam_tracker"]
         n = len(where)
-        masks, iou, obj, _ = self.parts["sam_mask_decoder"](
-            tracker.no_memory(embed.expand(n, -1, -1, -1)), s0.expand(n, -1, -1, -1),
-            s1.expand(n, -1, -1, -1), emb)
-        out = {}
-        for i, (_, ti, mi) in enumerate(where):
-            pred = masks[i, int(iou[i].argmax())] > 0
-            truth = self._target(turns[ti].masks[mi][0]) > 0.5
-            total = int(pred.sum() + truth.sum())
-            out[turns[ti].target] = 2.0 * int((pred & truth).sum()) / total if total else 1.0
+        codes = self.codes[torch.tensor([self.name_index[turns[ti].target]
+                                         for _, ti, _ in where])]
+        out: Dict[str, Tuple[float, float]] = {}
+        dices = []
+        for prompt in (emb, codes):
+            masks, iou, _, _ = self.parts["sam_mask_decoder"](
+                tracker.no_memory(embed.expand(n, -1, -1, -1)), s0.expand(n, -1, -1, -1),
+                s1.expand(n, -1, -1, -1), prompt)
+            row = []
+            for i, (_, ti, mi) in enumerate(where):
+                pred = masks[i, int(iou[i].argmax())] > 0
+                truth = self._target(turns[ti].masks[mi][0]) > 0.5
+                total = int(pred.sum() + truth.sum())
+                row.append(2.0 * int((pred & truth).sum()) / total if total else 1.0)
+            dices.append(row)
+        for i, (_, ti, _) in enumerate(where):
+            out[turns[ti].target] = (dices[0][i], dices[1][i])
         return out

@@ -214,7 +214,8 @@ class Sampler:
         else:
             q, ans = texts.vqa(rng, subject.modality, facts)
             turns.append(Turn("vqa", texts.user_text(self.chat, "vqa", question=q), ans,
-                              [lesion_mask] * ans.count(P.SEG), "lesion" if facts else ""))
+                              [lesion_mask] * ans.count(P.SEG),
+                              "lesion" if facts and P.SEG in ans else ""))
         case = Case(pics.astype(np.uint8), turns,
                     {"subject": subject.name, "slices": [k], "mode": mode,
                      "lesion": None if facts is None else

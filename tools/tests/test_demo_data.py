@@ -69,6 +69,35 @@ class DemoData(unittest.TestCase):
         cerebellum = slices.take(self.ch2.structures["cerebellum"], "coronal", 150)
         self.assertGreater(np.argwhere(cerebellum)[:, 0].mean(), 181 / 2)  # inferior below
 
+    def test_cingulate_gyrus_goes_with_its_lobe(self) -> None:
+        # world (x, y, z) mm -> voxel on ch2's 1 mm grid; anterior cingulate above the genu of
+        # the corpus callosum is frontal, posterior cingulate parietal, insula no lobe
+        import nibabel as nib
+
+        img = nib.as_closest_canonical(nib.load(os.path.join(DATA, "mricron", "ch2.nii.gz")))
+        inv = np.linalg.inv(img.affine)
+
+        def at(name: str, x: float, y: float, z: float) -> bool:
+            i, j, k = np.rint(inv[:3, :3] @ np.array([x, y, z]) + inv[:3, 3]).astype(int)
+            return bool(self.ch2.structures[name][i, j, k])
+
+        self.assertTrue(at("left frontal lobe", -6, 34, 20))
+        self.assertTrue(at("right frontal lobe", 6, 34, 20))
+        self.assertTrue(at("left parietal lobe", -6, -46, 28))
+        self.assertFalse(any(at(f"{side} {lobe}", x, 4, 4) for side, x in (("left", -38),
+                                                                            ("right", 40))
+                             for lobe in anatomy.LOBES))
+
+    def test_labels_follow_flips_and_crops(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 11)
+        for _ in range(20):
+            case = sampler.image_case(seg_turns=4)
+            for turn in case.turns:
+                if turn.task == "segment" and turn.target in case.labels:
+                    np.testing.assert_array_equal(turn.masks[0], case.labels[turn.target])
+            for m in case.labels.values():
+                self.assertEqual(m.shape[1:], case.pictures.shape[1:])
+
     def test_training_never_draws_held_out_slices(self) -> None:
         sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 3)
         for name, ranges in HOLDOUT.items():

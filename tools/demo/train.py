@@ -57,6 +57,13 @@ class TrainOptions:
     # to tell the targets apart from the first steps, without waiting for the language model:
     # with [SEG] embeddings alone the small targets settled on one prompt-free mask.
     code_weight: float = 1.0
+    # Scale of the codes at initialisation. With small codes (std 0.5, a smaller norm than SAM's
+    # learned tokens) the decoder's mask tokens hardly see the prompt and every small target
+    # got the same blob for hundreds of steps; with std 3 the targets separate early.
+    code_scale: float = 3.0
+    # The mask-decoder phase (make_demo_model.py train --sam-minutes) decodes the codes of
+    # this many slices a step, without the language model (a step costs a fifth).
+    sam_pictures: int = 4
     codes_per_picture: int = 12
     extra_pictures: int = 2
     distill: float = 1.0
@@ -133,8 +140,8 @@ class Trainer:
         self.name_index = {n: i for i, n in enumerate(self.target_names)}
         gen = torch.Generator().manual_seed(opts.seed)
         self.codes = torch.nn.Parameter(
-            0.5 * torch.randn(len(self.target_names), model.config.grounding.out_dim,
-                              generator=gen))
+            opts.code_scale * torch.randn(len(self.target_names),
+                                          model.config.grounding.out_dim, generator=gen))
         self.token_head = torch.nn.Linear(model.config.language.hidden_size,
                                           len(self.target_names))
         params = [p for p in model.parameters() if p.requires_grad] + \
@@ -166,6 +173,50 @@ class Trainer:
         with torch.no_grad():
             self.codes.copy_(state["codes"])
         self.token_head.load_state_dict(state["token_head"])
+
+    def _code_losses(self, rows: Sequence[Tuple[int, Case]], embed: torch.Tensor,
+                     s0: torch.Tensor, s1: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Mask losses of the codes of up to ``codes_per_picture`` labelled structures (the
+        lesion always among them) of each (row in the encoder batch, slice case)."""
+        cidx, cnames, ctarget = [], [], []
+        rng = self.sampler.rng
+        for row, case in rows:
+            names = sorted(case.labels)
+            names = [names[int(i)] for i in rng.permutation(len(names))]
+            names = names[:self.opts.codes_per_picture]
+            if "lesion" in case.labels and "lesion" not in names:
+                names[-1] = "lesion"
+            for name in names:
+                cidx.append(row)
+                cnames.append(self.name_index[name])
+                ctarget.append(self._target(case.labels[name][0]))
+        ci_t = torch.tensor(cidx)
+        tracker = self.parts["sam_tracker"]
+        masks, iou, obj, _ = self.parts["sam_mask_decoder"](
+            tracker.no_memory(embed[ci_t]), s0[ci_t], s1[ci_t], self.codes[torch.tensor(cnames)])
+        return mask_losses(masks, iou, obj, torch.stack(ctarget), self.opts)
+
+    def sam_step(self, lr: float) -> Dict[str, float]:
+        """One step of the mask-decoder phase: SAM2 and the codes only, on the codes of every
+        labelled structure of ``sam_pictures`` slice cases."""
+        t0 = time.perf_counter()
+        cases = [self.sampler.image_case(seg_turns=0) for _ in range(self.opts.sam_pictures)]
+        images = torch.cat([sam_image_input(PRE.grey_to_rgb(c.pictures[0]), self.s)
+                            for c in cases])
+        s0, s1, embed, _ = self.parts["sam_image_encoder"](images)
+        code = self._code_losses(list(enumerate(cases)), embed, s0, s1)
+        total = code["mask"] + code["iou"] + 0.5 * code["object"]
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
+        total.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None] + [self.codes]
+        torch.nn.utils.clip_grad_norm_(params, self.opts.clip)
+        self.opt.step()
+        return {"code": float(code["mask"]), "iou": float(code["iou"]),
+                "object": float(code["object"]), "seconds": time.perf_counter() - t0}
 
     def _token_loss(self, tokens: torch.Tensor, case: Case) -> torch.Tensor:
         """BCE of the token head on one slice's vision tokens [T, H] against the share of each
@@ -256,22 +307,7 @@ class Trainer:
         code_rows = [(0, cases[0])] + ([(1, cases[1])] if not cases[1].facts.get("llm_frames")
                                        else []) + \
             [(len(pictures) - len(extra) + i, c) for i, c in enumerate(extra)]
-        cidx, cnames, ctarget = [], [], []
-        for row, case in code_rows:
-            names = sorted(case.labels)
-            rng = self.sampler.rng
-            names = [names[int(i)] for i in rng.permutation(len(names))]
-            names = names[:self.opts.codes_per_picture]
-            if "lesion" in case.labels and "lesion" not in names:
-                names[-1] = "lesion"
-            for name in names:
-                cidx.append(row)
-                cnames.append(self.name_index[name])
-                ctarget.append(self._target(case.labels[name][0]))
-        ci_t = torch.tensor(cidx)
-        cm, ciou, cobj, _ = dec(tracker.no_memory(embed[ci_t]), s0[ci_t], s1[ci_t],
-                                self.codes[torch.tensor(cnames)])
-        code = mask_losses(cm, ciou, cobj, torch.stack(ctarget), self.opts)
+        code = self._code_losses(code_rows, embed, s0, s1)
         named = [(i, self.name_index[cases[ci].turns[ti].target])
                  for i, (ci, ti, _) in enumerate(where)
                  if cases[ci].turns[ti].target in self.name_index]

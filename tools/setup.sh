@@ -4,8 +4,8 @@
 #   2. fetches the open sample scans (tools/fetch_data.sh) and the Qwen2 tokenizer used by the
 #      tokenizer tests (tools/tokenizer_oracle/fetch.sh) into the cache,
 #   3. configures and builds into build/ (BUILD_DIR to change it).
-# Usage: tools/setup.sh [--no-demo]   (without --no-demo it ends by running `unibiomed info`
-# on the ch2 brain MRI).
+# Usage: tools/setup.sh [--no-demo]   (without --no-demo it ends by running the shipped demo
+# model on the ch2 brain MRI: `unibiomed interpret ... --target "lateral ventricles"`).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +65,8 @@ build
 
 if [ "$demo" -eq 1 ]; then
   scan="${UNIBIOMED_DATA:-$root/.cache/data}/mricron/ch2.nii.gz"
-  echo "setup: done. Running: unibiomed info $scan"
-  "$build_dir/src/unibiomed" info "$scan"
+  out="${TMPDIR:-/tmp}/ch2.unibiomed"
+  echo "setup: done. Running: unibiomed interpret $scan --target \"lateral ventricles\" -o $out"
+  "$build_dir/src/unibiomed" interpret "$scan" --target "lateral ventricles" -o "$out"
+  echo "setup: masks and overlay.png in $out"
 fi

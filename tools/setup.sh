@@ -5,7 +5,7 @@
 #      tokenizer tests (tools/tokenizer_oracle/fetch.sh) into the cache,
 #   3. configures and builds into build/ (BUILD_DIR to change it).
 # Usage: tools/setup.sh [--no-demo]   (without --no-demo it ends by running the shipped demo
-# model on the ch2 brain MRI: `unibiomed interpret ... --target "lateral ventricles"`).
+# model on a held-out ch2 slice: `unibiomed interpret ... --target "lateral ventricles"`).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,8 +64,8 @@ install_packages
 build
 
 if [ "$demo" -eq 1 ]; then
-  scan="${UNIBIOMED_DATA:-$root/.cache/data}/mricron/ch2.nii.gz"
-  out="${TMPDIR:-/tmp}/ch2.unibiomed"
+  scan="$root/benchmarks/data/demo-holdout-mr/images/ch2_z092.png"  # a held-out ch2 slice
+  out="${TMPDIR:-/tmp}/ch2_z092.unibiomed"
   echo "setup: done. Running: unibiomed interpret $scan --target \"lateral ventricles\" -o $out"
   "$build_dir/src/unibiomed" interpret "$scan" --target "lateral ventricles" -o "$out"
   echo "setup: masks and overlay.png in $out"

@@ -136,8 +136,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"tokenizer {tokenizer.vocab_size} pieces; subjects ready in "
         f"{time.perf_counter() - t0:.1f} s")
     model = build_model(config, SEED)
-    if args.init:
-        model.load_state_dict(torch.load(args.init)["model"])
+    init = torch.load(args.init) if args.init else {}
+    if init:
+        model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
     model.train()
     budget = args.minutes * 60.0
@@ -145,9 +146,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                         warmup=50 if args.init else 200)
     trainer = Trainer(model, tokenizer, settings,
                       Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
-    if args.init and "training" in torch.load(args.init):
-        trainer.load_training_state(torch.load(args.init)["training"])
+    if "training" in init:
+        trainer.load_training_state(init["training"])
     probes = _probe_cases(subs)
+
+    def save_checkpoint() -> None:
+        _save(os.path.join(args.work, "checkpoint.pt"),
+              {"model": model.state_dict(), "config": config.to_dict(),
+               "training": trainer.training_state(), "step": trainer.step_no,
+               "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
+               "minutes": (time.perf_counter() - origin) / 60, "budget_minutes": args.minutes})
 
     def probe() -> None:
         model.eval()
@@ -199,18 +207,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.step_no % 100 == 0:
             probe()
         if trainer.step_no % 200 == 0:
-            _save(os.path.join(args.work, "checkpoint.pt"),
-                  {"model": model.state_dict(), "config": config.to_dict(),
-                   "training": trainer.training_state(), "step": trainer.step_no,
-                   "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
-                   "minutes": (time.perf_counter() - origin) / 60,
-                   "budget_minutes": args.minutes})
+            save_checkpoint()
+    save_checkpoint()
     minutes = (time.perf_counter() - origin) / 60
-    _save(os.path.join(args.work, "checkpoint.pt"),
-          {"model": model.state_dict(), "config": config.to_dict(),
-           "training": trainer.training_state(), "step": trainer.step_no,
-           "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
-           "minutes": minutes, "budget_minutes": args.minutes})
     say(f"done: {sam_steps} mask-decoder steps and {trainer.step_no} full steps in "
         f"{minutes:.1f} min")
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -155,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               {"model": model.state_dict(), "config": config.to_dict(),
                "training": trainer.training_state(), "step": trainer.step_no,
                "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
+               "phase_steps": dict(phase_steps),
                "minutes": (time.perf_counter() - origin) / 60, "budget_minutes": args.minutes})
 
     def probe() -> None:
@@ -165,24 +167,37 @@ def cmd_train(args: argparse.Namespace) -> int:
                 ", ".join(f"{t} {d:.2f}/{c:.2f}" for t, (d, c) in dice.items()))
         model.train()
 
-    # Phase 1: the mask decoder learns to segment every target from its code (no language
-    # model, a fifth of the cost of a full step); phase 2 trains everything.
+    # Phases before the full steps, each one part of the model on its own cheaper step:
+    # the mask decoder on the target codes (no language model, a fifth of a full step's cost),
+    # the vision encoder and language model on the text answers (no SAM2), SAM2's memory path
+    # on longer stacks. The full steps then train everything together.
     origin = start = time.perf_counter()
-    sam_steps, running = 0, {}
-    while time.perf_counter() - start < args.sam_minutes * 60.0:
-        sam_steps += 1
-        stats = trainer.sam_step(args.lr * min(1.0, sam_steps / 50))
-        for k, v in stats.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
-        if sam_steps % 100 == 0:
-            say(f"mask-decoder step {sam_steps} " +
-                " ".join(f"{k} {v:.3f}" for k, v in running.items()))
-        if sam_steps % 500 == 0:
+    phases = (("mask-decoder", args.sam_minutes, trainer.sam_step, False),
+              ("vision-language", args.language_minutes, trainer.language_step, True),
+              ("tracking", args.track_minutes, trainer.track_step, True))
+    sam_steps, phase_steps = 0, {}
+    for name, minutes, step_fn, decay in phases:
+        steps, running, begin = 0, {}, time.perf_counter()
+        while time.perf_counter() - begin < minutes * 60.0:
+            steps += 1
+            q = (time.perf_counter() - begin) / (minutes * 60.0)
+            lr = args.lr * min(1.0, steps / 50) * \
+                ((0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * q))) if decay else 1.0)
+            stats = step_fn(lr)
+            for k, v in stats.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+            if steps % 100 == 0:
+                say(f"{name} step {steps} lr {lr:.2e} " +
+                    " ".join(f"{k} {v:.3f}" for k, v in running.items()))
+            if steps % 500 == 0:
+                probe()
+        if name == "mask-decoder":
+            sam_steps = steps
+        phase_steps[name] = steps
+        if steps:
+            say(f"{name} phase: {steps} steps in {(time.perf_counter() - begin) / 60:.1f} min")
             probe()
-    if sam_steps:
-        say(f"mask-decoder phase: {sam_steps} steps in "
-            f"{(time.perf_counter() - start) / 60:.1f} min")
-        probe()
+            save_checkpoint()
     budget -= time.perf_counter() - start
     start = time.perf_counter()
     # The learning rate follows the time budget: its schedule runs over the steps that fit.
@@ -317,6 +332,10 @@ def main(argv: List[str] | None = None) -> int:
                    help="the whole budget, the mask-decoder phase included")
     p.add_argument("--sam-minutes", type=float, default=15.0,
                    help="first phase: the mask decoder alone on the target codes")
+    p.add_argument("--language-minutes", type=float, default=0.0,
+                   help="then the vision encoder and language model alone on the text answers")
+    p.add_argument("--track-minutes", type=float, default=0.0,
+                   help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=6e-4)

@@ -223,13 +223,14 @@ class Sampler:
                     {t: masks[t] for t in present})
         return self._geometry(case)
 
-    def stack_case(self, frames: int = 3) -> Case:
-        """Adjacent slices (step 1 to 3, upwards or downwards) with one present target: the
-        first is the conditioning frame, the others are tracked through memory."""
+    def stack_case(self, frames: int = 3, max_step: int = 3) -> Case:
+        """Adjacent slices (step 1 to ``max_step``, upwards or downwards) with one target
+        present on the first: the first is the conditioning frame, the others are tracked
+        through memory (the target may end inside the stack)."""
         rng = self.rng
         while True:
             subject, k = self.pick()
-            step = int(rng.integers(1, 4)) * (1 if rng.random() < 0.5 else -1)
+            step = int(rng.integers(1, max_step + 1)) * (1 if rng.random() < 0.5 else -1)
             ks = [k + step * f for f in range(frames)]
             allowed = set(self.slices[subject.name])
             if all(x in allowed for x in ks):

@@ -67,6 +67,13 @@ class TrainOptions:
     codes_per_picture: int = 12
     extra_pictures: int = 2
     distill: float = 1.0
+    # The vision-language phase (make_demo_model.py train --language-minutes): slices a step
+    # and the share of them with a lesion.
+    language_pictures: int = 8
+    language_lesion_rate: float = 0.8
+    language_volumes: int = 1
+    # The tracking phase (--track-minutes): frames of its stacks (spacing 1 to 4 slices).
+    track_frames: int = 6
     # Dense labels on the vision tokens (training only): a linear head must tell, for each of
     # the 8 x 8 tokens of a slice, how much of every structure and of the lesion it covers, so
     # that the language model's image tokens say where things are (the report names the lesion's
@@ -218,6 +225,94 @@ class Trainer:
         return {"code": float(code["mask"]), "iou": float(code["iou"]),
                 "object": float(code["object"]), "seconds": time.perf_counter() - t0}
 
+    def _apply(self, total: torch.Tensor, lr: float, t0: float,
+               stats: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Backward, clip and update of a phase step (the codes and the token head included)."""
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
+        total.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None] + \
+            [p for p in [self.codes, *self.token_head.parameters()] if p.grad is not None]
+        if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, self.opts.clip)):
+            self.opt.zero_grad(set_to_none=True)
+            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
+        self.opt.step()
+        return {**{k: float(v) for k, v in stats.items()}, "seconds": time.perf_counter() - t0}
+
+    def language_step(self, lr: float) -> Dict[str, float]:
+        """One step of the vision-language phase: the vision encoder, projector and language
+        model on the report, diagnose and VQA turns of ``language_pictures`` slices (most with
+        a lesion), with the token labels and one segmentation turn each whose [SEG] embedding
+        is held at its target's code (no SAM2: a step costs a fraction of a full one), and
+        ``language_volumes`` video-mode cases (frames spread over a volume, one tile each, as
+        the engine shows a volume) whose [SEG] embedding is held at the code too. The full
+        step has one text turn per slice case, too few for the model to learn to read the
+        lesion's place off the image tokens."""
+        t0 = time.perf_counter()
+        cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate)
+                 for _ in range(self.opts.language_pictures)] + \
+            [self.sampler.volume_case() for _ in range(self.opts.language_volumes)]
+        ce, emb, where, token_loss = self._language(cases)
+        named = [(i, self.name_index[cases[ci].turns[ti].target])
+                 for i, (ci, ti, _) in enumerate(where)
+                 if cases[ci].turns[ti].target in self.name_index]
+        distill = F.mse_loss(emb[[i for i, _ in named]],
+                             self.codes[[t for _, t in named]].detach()) if named else ce * 0
+        total = ce + self.opts.distill * distill + self.opts.token_labels * token_loss
+        return self._apply(total, lr, t0, {"ce": ce, "distill": distill, "tokens": token_loss})
+
+    def track_step(self, lr: float) -> Dict[str, float]:
+        """One step of the tracking phase: SAM2 alone on a stack of ``track_frames`` slices,
+        the first decoded from its target's code, the others tracked through memory as the
+        engine tracks a volume. Stacks often run past the end of the structure, so that the
+        object score learns to say 'absent' and the memory to let go."""
+        t0 = time.perf_counter()
+        case = self.sampler.stack_case(frames=self.opts.track_frames, max_step=4)
+        turn = case.turns[0]
+        images = torch.cat([sam_image_input(PRE.grey_to_rgb(p), self.s) for p in case.pictures])
+        enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
+                             self.parts["sam_tracker"])
+        s0, s1, embed, pos = enc(images)
+        code = self.codes[self.name_index[turn.target]][None]
+        masks, iou, obj, mtok = dec(tracker.no_memory(embed[:1]), s0[:1], s1[:1], code)
+        first = mask_losses(masks, iou, obj, self._target(turn.masks[0][0])[None], self.opts)
+        track = self._track(embed, s0, s1, pos, 0, masks, iou, obj, mtok, turn.masks[0])
+        total = (first["mask"] + first["iou"] + 0.5 * first["object"]
+                 + track["mask"] + track["iou"] + 0.5 * track["object"])
+        return self._apply(total, lr, t0, {"code": first["mask"], "track": track["mask"],
+                                           "object": track["object"]})
+
+    def _track(self, embed: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor,
+               pos: torch.Tensor, first: int, masks: torch.Tensor, iou: torch.Tensor,
+               obj: torch.Tensor, mtok: torch.Tensor, truth: np.ndarray
+               ) -> Dict[str, torch.Tensor]:
+        """Mask losses of frames 1.. of a stack whose frame 0 (row ``first`` of the encoder
+        batch, decoded into masks/iou/obj/mtok [1,...]) conditions them through memory."""
+        tracker = self.parts["sam_tracker"]
+        frames = truth.shape[0]
+        low, high = tracker.best_mask(masks, iou, obj)
+        mem = {0: tracker.encode_memory(embed[first:first + 1], high, obj, True)[0]}
+        ptr = {0: tracker.object_pointer(mtok, iou, obj)}
+        tracked: List[int] = []
+        losses = []
+        for f in range(1, frames):
+            fi = first + f
+            sel = select_memory(f, [0], tracked, tracker.num_maskmem, 1, frames)
+            m = torch.stack([mem[t] for t in sel.mem_frames])
+            tpos = torch.tensor(sel.tpos_index, dtype=torch.long)
+            ptrs = torch.stack([ptr[t] for t in sel.ptr_frames])
+            pix = tracker.condition(embed[fi:fi + 1], pos, m, tpos, ptrs)
+            fm, fiou, fobj, ftok = tracker.decode_tracked(pix, s0[fi:fi + 1], s1[fi:fi + 1])
+            losses.append(mask_losses(fm, fiou, fobj, self._target(truth[f])[None], self.opts))
+            _, fhigh = tracker.best_mask(fm, fiou, fobj)
+            mem[f] = tracker.encode_memory(embed[fi:fi + 1], fhigh, fobj, False)[0]
+            ptr[f] = tracker.object_pointer(ftok, fiou, fobj)
+            tracked.append(f)
+        return {key: sum(d[key] for d in losses) / len(losses) for key in losses[0]}
+
     def _token_loss(self, tokens: torch.Tensor, case: Case) -> torch.Tensor:
         """BCE of the token head on one slice's vision tokens [T, H] against the share of each
         labelled structure in each token's cell (the tile is the whole picture, row-major)."""
@@ -227,7 +322,18 @@ class Trainer:
             cell = F.interpolate(torch.from_numpy(m[0].astype(np.float32))[None, None],
                                  size=(grid, grid), mode="area")
             target[:, self.name_index[name]] = cell.flatten()
-        return F.binary_cross_entropy_with_logits(self.token_head(tokens), target)
+        logits = self.token_head(tokens)
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        # The lesion covers a few per cent of one or two cells: its soft share alone is too
+        # weak a signal (the token head stayed at chance), so each token must also say whether
+        # it touches the lesion at all, its positives weighing as much as its negatives.
+        li = self.name_index["lesion"]
+        touched = (target[:, li] > 0).float()
+        if touched.sum() > 0:
+            weight = (touched.numel() - touched.sum()) / touched.sum()
+            loss = loss + F.binary_cross_entropy_with_logits(
+                logits[:, li], touched, pos_weight=weight) / 2
+        return loss
 
     def _language(self, cases: Sequence[Case]):
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
@@ -317,28 +423,8 @@ class Trainer:
         k = len(where) - 1
         assert where[k][0] == 2
         stack = cases[2]
-        frames = stack.pictures.shape[0]
-        low, high = tracker.best_mask(masks[k:k + 1], iou[k:k + 1], obj[k:k + 1])
-        mem = {0: tracker.encode_memory(embed[2:3], high, obj[k:k + 1], True)[0]}
-        ptr = {0: tracker.object_pointer(mtok[k:k + 1], iou[k:k + 1], obj[k:k + 1])}
-        tracked: List[int] = []
-        track_losses = []
-        for f in range(1, frames):
-            fi = 2 + f
-            sel = select_memory(f, [0], tracked, tracker.num_maskmem, 1, frames)
-            m = torch.stack([mem[t] for t in sel.mem_frames])
-            tpos = torch.tensor(sel.tpos_index, dtype=torch.long)
-            ptrs = torch.stack([ptr[t] for t in sel.ptr_frames])
-            pix = tracker.condition(embed[fi:fi + 1], pos, m, tpos, ptrs)
-            fm, fiou, fobj, ftok = tracker.decode_tracked(pix, s0[fi:fi + 1], s1[fi:fi + 1])
-            track_losses.append(mask_losses(fm, fiou, fobj, self._target(
-                stack.turns[0].masks[0][f])[None], self.opts))
-            _, fhigh = tracker.best_mask(fm, fiou, fobj)
-            mem[f] = tracker.encode_memory(embed[fi:fi + 1], fhigh, fobj, False)[0]
-            ptr[f] = tracker.object_pointer(ftok, fiou, fobj)
-            tracked.append(f)
-        track = {key: sum(d[key] for d in track_losses) / len(track_losses)
-                 for key in track_losses[0]}
+        track = self._track(embed, s0, s1, pos, 2, masks[k:k + 1], iou[k:k + 1],
+                            obj[k:k + 1], mtok[k:k + 1], stack.turns[0].masks[0])
         total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
                  + track["mask"] + track["iou"] + 0.5 * track["object"]
                  + self.opts.code_weight * (code["mask"] + code["iou"] + 0.5 * code["object"])

@@ -111,6 +111,24 @@ class DemoData(unittest.TestCase):
         held = Sampler([self.ch2, self.ct], P.ChatSettings(), True, 3)
         self.assertEqual(len(held.slices["ch2"]), 24)
 
+    def test_long_stacks_stay_in_training_and_run_past_their_target(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 13)
+        ended = 0
+        for _ in range(30):
+            case = sampler.stack_case(frames=6, max_step=4)
+            ks = case.facts["slices"]
+            steps = set(np.diff(ks).tolist())
+            self.assertEqual(len(steps), 1)
+            self.assertTrue(1 <= abs(steps.pop()) <= 4, ks)
+            ranges = HOLDOUT[case.facts["subject"]]
+            self.assertFalse(any(a <= k < b for k in ks for a, b in ranges), ks)
+            mask = case.turns[0].masks[0]
+            self.assertEqual(mask.shape, case.pictures.shape)
+            self.assertGreater(int(mask[0].sum()), 0)
+            ended += int(mask[-1].sum() == 0)
+        # the tracking phase must see the target end, or the object score never learns 'absent'
+        self.assertGreater(ended, 2)
+
     def test_answers_are_true_to_their_masks(self) -> None:
         sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 5)
         seen_lesions = 0

@@ -253,12 +253,16 @@ class Trainer:
         lesion's place off the image tokens."""
         t0 = time.perf_counter()
         cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate)
-                 for _ in range(self.opts.language_pictures)] + \
-            [self.sampler.volume_case() for _ in range(self.opts.language_volumes)]
+                 for _ in range(self.opts.language_pictures)]
+        volumes = [self.sampler.volume_case() for _ in range(self.opts.language_volumes)]
         ce, emb, where, token_loss = self._language(cases)
-        named = [(i, self.name_index[cases[ci].turns[ti].target])
-                 for i, (ci, ti, _) in enumerate(where)
-                 if cases[ci].turns[ti].target in self.name_index]
+        # the volumes in a batch of their own (their rows are five tiles long: padding the
+        # slices' rows to them would cost three times the step)
+        _, vemb, vwhere, _ = self._language(volumes) if volumes else (None, emb[:0], [], None)
+        emb = torch.cat([emb, vemb])
+        targets = [cases[ci].turns[ti].target for ci, ti, _ in where] + \
+            [volumes[ci].turns[ti].target for ci, ti, _ in vwhere]
+        named = [(i, self.name_index[t]) for i, t in enumerate(targets) if t in self.name_index]
         distill = F.mse_loss(emb[[i for i, _ in named]],
                              self.codes[[t for _, t in named]].detach()) if named else ce * 0
         total = ce + self.opts.distill * distill + self.opts.token_labels * token_loss

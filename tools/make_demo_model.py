@@ -26,7 +26,7 @@ import math
 import os
 import sys
 import time
-from typing import List
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -107,6 +107,26 @@ def _save(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def run_record(command: str, phase_steps: Dict[str, int], full_steps: int,
+               minutes: float) -> Dict[str, object]:
+    """One training run of a checkpoint's history: its command and what it did."""
+    done = [f"{n} {name} steps" for name, n in phase_steps.items() if n]
+    return {"command": command, "steps": ", ".join(done + [f"{full_steps} full steps"]),
+            "minutes": round(minutes, 1)}
+
+
+def checkpoint_history(ck: Dict[str, object]) -> List[Dict[str, object]]:
+    """The runs that made a checkpoint, oldest first (a checkpoint written before runs kept a
+    history describes its one run by its budget fields)."""
+    if "history" in ck:
+        return list(ck["history"])
+    sam = f" --sam-minutes {ck['sam_minutes']:g}" if ck.get("sam_steps") else ""
+    phases = dict(ck.get("phase_steps") or {"mask-decoder": ck.get("sam_steps", 0)})
+    return [run_record(f"tools/make_demo_model.py train --work DIR --minutes "
+                       f"{ck.get('budget_minutes', round(float(ck['minutes']))):g}{sam}",
+                       phases, int(ck["step"]), float(ck["minutes"]))]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
@@ -151,13 +171,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.load_training_state(init["training"])
     probes = _probe_cases(subs)
 
+    command = (f"tools/make_demo_model.py train --work DIR --minutes {args.minutes:g} "
+               f"--sam-minutes {args.sam_minutes:g}"
+               + (f" --language-minutes {args.language_minutes:g}" if args.language_minutes
+                  else "")
+               + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
+               + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
+               + (" --init PREVIOUS/checkpoint.pt" if init else ""))
+    earlier = checkpoint_history(init) if init else []
+
     def save_checkpoint() -> None:
+        minutes = (time.perf_counter() - origin) / 60
         _save(os.path.join(args.work, "checkpoint.pt"),
               {"model": model.state_dict(), "config": config.to_dict(),
                "training": trainer.training_state(), "step": trainer.step_no,
                "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
-               "phase_steps": dict(phase_steps),
-               "minutes": (time.perf_counter() - origin) / 60, "budget_minutes": args.minutes})
+               "phase_steps": dict(phase_steps), "minutes": minutes,
+               "budget_minutes": args.minutes,
+               "history": earlier + [run_record(command, phase_steps, trainer.step_no,
+                                                minutes)]})
 
     def probe() -> None:
         model.eval()
@@ -256,13 +288,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     if start in kept and end in kept:
         head, rest = kept.split(start, 1)
         tail = rest.split(end, 1)[1]
-        sam = (f" --sam-minutes {ck['sam_minutes']:g}", f"{ck['sam_steps']} mask-decoder steps "
-               "and ") if ck.get("sam_steps") else ("", "")
-        kept = (head + start + "\n" + f"Trained by `tools/make_demo_model.py train --work DIR "
-                f"--minutes {ck.get('budget_minutes', round(float(ck['minutes']))):g}{sam[0]}`: "
-                f"{sam[1]}{int(ck['step'])} full steps in {float(ck['minutes']):.1f} min on two "
-                "CPU cores "
-                f"(seed {SEED}; training is not bit-reproducible across machines).\n" + end + tail)
+        runs = checkpoint_history(ck)
+        lines = [f"`{r['command']}`: {r['steps']} in {r['minutes']:.1f} min" for r in runs]
+        text = ("Trained by " + lines[0] if len(runs) == 1 else
+                f"Trained in {len(runs)} runs, each continuing from the checkpoint of the one "
+                "before:\n\n" + "\n".join(f"{i + 1}. {line}" for i, line in enumerate(lines))
+                + "\n\nAll")
+        kept = (head + start + "\n" + text + (" on two CPU cores" if len(runs) > 1 else
+                                              ", on two CPU cores")
+                + f" (seed {SEED}; training is not bit-reproducible across machines).\n"
+                + end + tail)
     with open(card, "w", encoding="utf-8") as f:  # the figures come from `evaluate --card`
         f.write(kept)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))

@@ -79,6 +79,10 @@ class TrainOptions:
     # that the language model's image tokens say where things are (the report names the lesion's
     # lobe and side from them).
     token_labels: float = 0.5
+    # Weight of the lesion-touching term of the token labels (0: off, as the shipped model was
+    # trained; make_demo_model.py train --lesion-touch). Tried in a 40-min vision-language
+    # phase: it did not teach the lesion's place (see the model card).
+    lesion_touch: float = 0.0
     # BCE with the foreground and the background weighing half each. With the plain pixel mean
     # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
     # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
@@ -329,14 +333,14 @@ class Trainer:
         logits = self.token_head(tokens)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         # The lesion covers a few per cent of one or two cells: its soft share alone is too
-        # weak a signal (the token head stayed at chance), so each token must also say whether
-        # it touches the lesion at all, its positives weighing as much as its negatives.
+        # weak a signal (the token head stayed at chance), so with lesion_touch each token must
+        # also say whether it touches the lesion at all, positives weighing as much as negatives.
         li = self.name_index["lesion"]
         touched = (target[:, li] > 0).float()
-        if touched.sum() > 0:
+        if self.opts.lesion_touch > 0 and touched.sum() > 0:
             weight = (touched.numel() - touched.sum()) / touched.sum()
-            loss = loss + F.binary_cross_entropy_with_logits(
-                logits[:, li], touched, pos_weight=weight) / 2
+            loss = loss + self.opts.lesion_touch * F.binary_cross_entropy_with_logits(
+                logits[:, li], touched, pos_weight=weight)
         return loss
 
     def _language(self, cases: Sequence[Case]):

@@ -164,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.train()
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
-                        warmup=50 if args.init else 200, lesion_touch=args.lesion_touch)
+                        warmup=50 if args.init else 200, lesion_touch=args.lesion_touch,
+                        absent_per_picture=args.absent_codes)
     trainer = Trainer(model, tokenizer, settings,
                       Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
     if "training" in init:
@@ -178,6 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
+               + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
                + (" --init PREVIOUS/checkpoint.pt" if init else ""))
     earlier = checkpoint_history(init) if init else []
 
@@ -374,6 +376,8 @@ def main(argv: List[str] | None = None) -> int:
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
                    help="weight of the token labels' lesion-touching term (0: off)")
+    p.add_argument("--absent-codes", type=int, default=0,
+                   help="codes of absent structures decoded per picture (0: off)")
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=6e-4)

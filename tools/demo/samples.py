@@ -219,7 +219,8 @@ class Sampler:
         case = Case(pics.astype(np.uint8), turns,
                     {"subject": subject.name, "slices": [k], "mode": mode,
                      "lesion": None if facts is None else
-                     {key: v for key, v in facts.items() if key != "cut"}},
+                     {key: v for key, v in facts.items() if key != "cut"},
+                     "absent": [t for t in targets if not masks[t].any()]},
                     {t: masks[t] for t in present})
         return self._geometry(case)
 
@@ -281,6 +282,8 @@ class Sampler:
                 turn.target = _swap_sides(turn.target)
             if case.facts.get("lesion"):
                 case.facts["lesion"]["side"] = _swap_sides(case.facts["lesion"]["side"])
+            if "absent" in case.facts:
+                case.facts["absent"] = [_swap_sides(t) for t in case.facts["absent"]]
         r = rng.random()
         rows, cols = pics.shape[1:]
         if r < 0.3:

@@ -18,7 +18,7 @@ if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
 from demo import anatomy, slices, synth, texts  # noqa: E402
-from demo.samples import HOLDOUT, Sampler  # noqa: E402
+from demo.samples import HOLDOUT, Sampler, _swap_sides  # noqa: E402
 from unibiomed_ref import prompt as P  # noqa: E402
 
 DATA = os.environ.get("UNIBIOMED_DATA", os.path.join(ROOT, ".cache", "data"))
@@ -97,6 +97,25 @@ class DemoData(unittest.TestCase):
                     np.testing.assert_array_equal(turn.masks[0], case.labels[turn.target])
             for m in case.labels.values():
                 self.assertEqual(m.shape[1:], case.pictures.shape[1:])
+            # absent structures: none labelled, and each truly empty on the slice, under its
+            # own name or (flipped case) the other side's
+            absent = case.facts["absent"]
+            self.assertFalse(set(absent) & set(case.labels))
+            subject = self.ch2 if case.facts["subject"] == "ch2" else self.ct
+            k = case.facts["slices"][0]
+            for t in absent:
+                empty = [not subject.structures[n][:, :, k].any() for n in (t, _swap_sides(t))]
+                self.assertTrue(any(empty), (t, k))
+
+    def test_flip_swaps_the_sides_of_absent_structures(self) -> None:
+        from demo.samples import Case
+
+        sampler = Sampler([self.ch2], P.ChatSettings(), False, 0)
+        seed = next(n for n in range(100) if np.random.default_rng(n).random() < 0.5)
+        sampler.rng = np.random.default_rng(seed)  # its first draw flips
+        case = Case(np.zeros((1, 8, 8), np.uint8), [], {"absent": ["left thalamus", "brain"]})
+        case = sampler._geometry(case)
+        self.assertEqual(case.facts["absent"], ["right thalamus", "brain"])
 
     def test_training_never_draws_held_out_slices(self) -> None:
         sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 3)

@@ -188,7 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _save(os.path.join(args.work, "checkpoint.pt"),
               {"model": model.state_dict(), "config": config.to_dict(),
                "training": trainer.training_state(), "step": trainer.step_no,
-               "sam_steps": sam_steps, "sam_minutes": args.sam_minutes,
+               "sam_steps": phase_steps.get("mask-decoder", 0),
+               "sam_minutes": args.sam_minutes,
                "phase_steps": dict(phase_steps), "minutes": minutes,
                "budget_minutes": args.minutes,
                "history": earlier + [run_record(command, phase_steps, trainer.step_no,
@@ -210,7 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     phases = (("mask-decoder", args.sam_minutes, trainer.sam_step, False),
               ("vision-language", args.language_minutes, trainer.language_step, True),
               ("tracking", args.track_minutes, trainer.track_step, True))
-    sam_steps, phase_steps = 0, {}
+    phase_steps: Dict[str, int] = {}
     for name, minutes, step_fn, decay in phases:
         steps, running, begin = 0, {}, time.perf_counter()
         while time.perf_counter() - begin < minutes * 60.0:
@@ -226,8 +227,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                     " ".join(f"{k} {v:.3f}" for k, v in running.items()))
             if steps % 500 == 0:
                 probe()
-        if name == "mask-decoder":
-            sam_steps = steps
         phase_steps[name] = steps
         if steps:
             say(f"{name} phase: {steps} steps in {(time.perf_counter() - begin) / 60:.1f} min")
@@ -260,7 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             save_checkpoint()
     save_checkpoint()
     minutes = (time.perf_counter() - origin) / 60
-    say(f"done: {sam_steps} mask-decoder steps and {trainer.step_no} full steps in "
+    say(f"done: {run_record('', phase_steps, trainer.step_no, 0)['steps']} in "
         f"{minutes:.1f} min")
     return 0
 

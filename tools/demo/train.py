@@ -229,17 +229,8 @@ class Trainer:
         s0, s1, embed, _ = self.parts["sam_image_encoder"](images)
         code = self._code_losses(list(enumerate(cases)), embed, s0, s1)
         total = code["mask"] + code["iou"] + 0.5 * code["object"]
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        self.opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
-            return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
-        total.backward()
-        params = [p for p in self.model.parameters() if p.grad is not None] + [self.codes]
-        torch.nn.utils.clip_grad_norm_(params, self.opts.clip)
-        self.opt.step()
-        return {"code": float(code["mask"]), "iou": float(code["iou"]),
-                "object": float(code["object"]), "seconds": time.perf_counter() - t0}
+        return self._apply(total, lr, t0, {"code": code["mask"], "iou": code["iou"],
+                                           "object": code["object"]})
 
     def _apply(self, total: torch.Tensor, lr: float, t0: float,
                stats: Dict[str, torch.Tensor]) -> Dict[str, float]:

@@ -1,5 +1,8 @@
 // Study records, the run manifest and the merge of shard manifests.
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -42,10 +45,20 @@ std::string partial_prefix() {
 }
 
 void remove_partial_folders(const fs::path& out_dir) {
+  // Partial study folders, and the temporaries of atomic writes (".name.tmp<pid>.ext") whose
+  // writer is gone: a run killed while writing the manifest leaves one behind.
+  static const std::regex temporary(R"(\..*\.tmp([0-9]{1,9})(\..*)?)");
   std::error_code ec;
   std::vector<fs::path> stale;
   for (const auto& e : fs::directory_iterator(out_dir, ec)) {
-    if (e.path().filename().string().rfind(partial_prefix(), 0) == 0) stale.push_back(e.path());
+    const std::string name = e.path().filename().string();
+    std::smatch m;
+    if (name.rfind(partial_prefix(), 0) == 0) {
+      stale.push_back(e.path());
+    } else if (std::regex_match(name, m, temporary) && e.is_regular_file(ec)) {
+      const long pid = std::stol(m[1].str());
+      if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) stale.push_back(e.path());
+    }
   }
   for (const auto& p : stale) fs::remove_all(p, ec);
 }

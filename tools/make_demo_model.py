@@ -127,6 +127,39 @@ def checkpoint_history(ck: Dict[str, object]) -> List[Dict[str, object]]:
                        phases, int(ck["step"]), float(ck["minutes"]))]
 
 
+def _card_history(bundle_dir: str) -> List[Dict[str, object]]:
+    """The runs a bundle's MODEL_CARD.md lists in its training section (bundles exported
+    before the manifest kept the history)."""
+    import re
+
+    path = os.path.join(bundle_dir, "MODEL_CARD.md")
+    if not os.path.exists(path):
+        return []
+    text = open(path, encoding="utf-8").read()
+    block = text.split("<!-- training:start -->", 1)[-1].split("<!-- training:end -->", 1)[0]
+    return [{"command": c, "steps": st, "minutes": float(m)} for c, st, m in
+            re.findall(r"`(tools/make_demo_model\.py train[^`]*)`: (.*?) in ([\d.]+) min", block)]
+
+
+def bundle_checkpoint(bundle_dir: str) -> Dict[str, object]:
+    """A checkpoint made from an exported bundle: its weights (bf16, as shipped, in fp32), its
+    config, and the history its model card's source records; no training-only state (codes,
+    token head), which the bundle does not keep."""
+    manifest = B.read_manifest(bundle_dir)
+    config = ModelConfig.from_dict(manifest["architecture"])
+    model = UniBiomedModel(config)
+    for key, part in model.export_parts().items():
+        scripted = torch.jit.load(os.path.join(bundle_dir, manifest["files"][key]["path"]))
+        part.load_state_dict({n: v.float() if v.is_floating_point() else v
+                              for n, v in scripted.state_dict().items()})
+    source = manifest.get("source", {})
+    history = source.get("history") or _card_history(bundle_dir) or [
+        {"command": f"{source.get('recipe', 'unknown recipe')} (the bundle in {bundle_dir})",
+         "steps": f"{source.get('steps', '?')} full steps",
+         "minutes": float(source.get("minutes", 0.0))}]
+    return {"model": model.state_dict(), "config": config.to_dict(), "history": history}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
@@ -139,10 +172,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.write(line + "\n")
         log.flush()
 
-    if args.init:  # continue from a checkpoint: its tokenizer, its weights, a fresh optimiser
-        import shutil
+    from_bundle = bool(args.init) and os.path.isdir(args.init)
+    if args.init:  # continue from a checkpoint or a bundle: its tokenizer, its weights, a fresh
+        import shutil  # optimiser
 
-        src = os.path.dirname(os.path.abspath(args.init))
+        src = os.path.abspath(args.init) if from_bundle else \
+            os.path.dirname(os.path.abspath(args.init))
         if os.path.abspath(args.work) != src:
             shutil.copyfile(os.path.join(src, "tokenizer.model"),
                             os.path.join(args.work, "tokenizer.model"))
@@ -157,7 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"tokenizer {tokenizer.vocab_size} pieces; subjects ready in "
         f"{time.perf_counter() - t0:.1f} s")
     model = build_model(config, SEED)
-    init = torch.load(args.init) if args.init else {}
+    init = bundle_checkpoint(args.init) if from_bundle else \
+        (torch.load(args.init) if args.init else {})
     if init:
         model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
@@ -165,22 +201,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
                         warmup=50 if args.init else 200, lesion_touch=args.lesion_touch,
-                        absent_per_picture=args.absent_codes)
+                        absent_per_picture=args.absent_codes,
+                        language_lesion_rate=args.language_lesion_rate)
+    runs_before = len(init.get("history", [])) if init else 0
     trainer = Trainer(model, tokenizer, settings,
-                      Sampler(subs, CHAT, False, SEED + (1 if args.init else 0)), opts)
+                      Sampler(subs, CHAT, False, SEED + runs_before + (1 if init else 0)), opts)
     if "training" in init:
         trainer.load_training_state(init["training"])
+    elif init:  # a bundle keeps no codes: each is its target's mean [SEG] embedding
+        model.eval()
+        counts = trainer.estimate_codes()
+        model.train()
+        say("codes from the [SEG] embeddings: " +
+            ", ".join(f"{n} {c}" for n, c in counts.items() if c < 3) or "all targets seen")
     probes = _probe_cases(subs)
 
     command = (f"tools/make_demo_model.py train --work DIR --minutes {args.minutes:g} "
                f"--sam-minutes {args.sam_minutes:g}"
+               + (f" --vision-minutes {args.vision_minutes:g}" if args.vision_minutes else "")
                + (f" --language-minutes {args.language_minutes:g}" if args.language_minutes
                   else "")
+               + (f" --language-lesion-rate {args.language_lesion_rate:g}"
+                  if args.language_minutes and args.language_lesion_rate != 0.8 else "")
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
-               + (" --init PREVIOUS/checkpoint.pt" if init else ""))
+               + ((" --init models/default" if from_bundle else " --init PREVIOUS/checkpoint.pt")
+                  if init else ""))
     earlier = checkpoint_history(init) if init else []
 
     def save_checkpoint() -> None:
@@ -195,12 +243,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                "history": earlier + [run_record(command, phase_steps, trainer.step_no,
                                                 minutes)]})
 
-    def probe() -> None:
+    def probe(reports: bool = False) -> None:
         model.eval()
         for name, case in probes:
             dice = trainer.probe(case)
             say(f"probe {name} (from [SEG] / from code): " +
                 ", ".join(f"{t} {d:.2f}/{c:.2f}" for t, (d, c) in dice.items()))
+        if reports:  # greedy reports on held-out lesion and normal slices (a fixed draw)
+            from demo.evaluate import lesion_reports
+
+            with torch.no_grad():
+                les = lesion_reports(model.parts(), tokenizer, settings,
+                                     Sampler(subs, CHAT, True, SEED + 7), 16)
+            say(f"probe reports: lesion place {les['location_rate']:.2f}, side "
+                f"{les['side_rate']:.2f}, lesion claimed on normal slices "
+                f"{les['false_positive_rate']:.2f}")
         model.train()
 
     # Phases before the full steps, each one part of the model on its own cheaper step:
@@ -209,10 +266,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     # on longer stacks. The full steps then train everything together.
     origin = start = time.perf_counter()
     phases = (("mask-decoder", args.sam_minutes, trainer.sam_step, False),
+              ("vision", args.vision_minutes, trainer.vision_step, True),
               ("vision-language", args.language_minutes, trainer.language_step, True),
               ("tracking", args.track_minutes, trainer.track_step, True))
     phase_steps: Dict[str, int] = {}
     for name, minutes, step_fn, decay in phases:
+        reports = name == "vision-language"
         steps, running, begin = 0, {}, time.perf_counter()
         while time.perf_counter() - begin < minutes * 60.0:
             steps += 1
@@ -226,11 +285,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 say(f"{name} step {steps} lr {lr:.2e} " +
                     " ".join(f"{k} {v:.3f}" for k, v in running.items()))
             if steps % 500 == 0:
-                probe()
+                probe(reports)
         phase_steps[name] = steps
         if steps:
             say(f"{name} phase: {steps} steps in {(time.perf_counter() - begin) / 60:.1f} min")
-            probe()
+            probe(reports)
             save_checkpoint()
     budget -= time.perf_counter() - start
     start = time.perf_counter()
@@ -254,7 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             say(f"step {trainer.step_no}/{trainer.opts.steps} lr {trainer.lr_at(trainer.step_no):.2e} "
                 + " ".join(f"{k} {v:.3f}" for k, v in running.items()))
         if trainer.step_no % 100 == 0:
-            probe()
+            probe(trainer.step_no % 500 == 0)
         if trainer.step_no % 200 == 0:
             save_checkpoint()
     save_checkpoint()
@@ -284,7 +343,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                      "subject (ch2 T1 MRI, synthetic contrasts and lesions) and one head CT; "
                      "not for clinical use. See MODEL_CARD.md."),
         source={"kind": "trained", "recipe": "tools/make_demo_model.py", "seed": SEED,
-                "steps": int(ck["step"]), "minutes": round(float(ck["minutes"]), 1)},
+                "steps": int(ck["step"]), "minutes": round(float(ck["minutes"]), 1),
+                "history": checkpoint_history(ck)},
         demo=True)
     start, end = "<!-- training:start -->", "<!-- training:end -->"
     if start in kept and end in kept:
@@ -369,8 +429,12 @@ def main(argv: List[str] | None = None) -> int:
                    help="the whole budget, the mask-decoder phase included")
     p.add_argument("--sam-minutes", type=float, default=15.0,
                    help="first phase: the mask decoder alone on the target codes")
+    p.add_argument("--vision-minutes", type=float, default=0.0,
+                   help="then the vision encoder alone on the token labels (lesion-heavy)")
     p.add_argument("--language-minutes", type=float, default=0.0,
                    help="then the vision encoder and language model alone on the text answers")
+    p.add_argument("--language-lesion-rate", type=float, default=0.8,
+                   help="share of the vision-language phase's slices with a lesion")
     p.add_argument("--track-minutes", type=float, default=0.0,
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
@@ -380,7 +444,8 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=6e-4)
-    p.add_argument("--init", help="start from this checkpoint.pt (and its tokenizer)")
+    p.add_argument("--init", help="start from this checkpoint.pt or exported bundle folder "
+                   "(and its tokenizer)")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("export", help="export --work's checkpoint as a bundle")
     p.add_argument("--work", required=True)

@@ -106,31 +106,56 @@ class Evaluator:
         return out
 
     def lesions(self, cases: int) -> Dict[str, object]:
-        """Synthetic lesions on held-out slices: does the report name the right side and
-        region, and how well does its mask cover the lesion."""
-        sampler = Sampler(list(self.subjects.values()), self.chat, True, EVAL_SEED + 1)
-        right, dices, rows = 0, [], []
-        for i in range(cases):
-            case = sampler.image_case(lesion_rate=1.0)
-            facts = case.facts["lesion"]
-            if facts is None:
-                continue
-            r = interpret_image(self.parts, self.tok, self.settings, _rgb(case.pictures[0]),
-                                "report")
-            text = r.generation.text
-            place = f"{facts['side']} {facts['region']}"
-            other = ("right" if facts["side"] == "left" else "left") + " "
-            ok = place in text and other not in text
-            right += int(ok)
-            gt = next(t.masks[0][0] for t in case.turns if t.target == "lesion") \
-                if any(t.target == "lesion" for t in case.turns) else None
-            if gt is not None and r.masks.shape[0]:
-                dices.append(dice(r.masks[0], gt))
-            rows.append({"subject": case.facts["subject"], "slice": case.facts["slices"][0],
-                         "truth": place, "answer": text, "correct": ok})
-        n = len(rows)
-        return {"cases": n, "location_rate": right / max(n, 1),
-                "lesion_dice": float(np.mean(dices)) if dices else 0.0, "rows": rows}
+        return lesion_reports(self.parts, self.tok, self.settings,
+                              Sampler(list(self.subjects.values()), self.chat, True,
+                                      EVAL_SEED + 1), cases)
+
+
+def report_row(parts, tok, settings, case) -> Dict[str, object]:
+    """The report of one held-out slice case and what it gets right: a lesion's side and
+    region named (and the other side not), or no lesion claimed on a normal slice."""
+    r = interpret_image(parts, tok, settings, _rgb(case.pictures[0]), "report")
+    text = r.generation.text
+    facts = case.facts["lesion"]
+    row: Dict[str, object] = {"subject": case.facts["subject"], "slice": case.facts["slices"][0],
+                              "answer": text}
+    if facts is None:
+        row.update(truth="no lesion", correct=not claims_lesion(text))
+        return row
+    place = f"{facts['side']} {facts['region']}"
+    other = ("right" if facts["side"] == "left" else "left") + " "
+    row.update(truth=place, correct=place in text and other not in text,
+               side=f"{facts['side']} " in text and other not in text)
+    gt = next((t.masks[0][0] for t in case.turns if t.target == "lesion"), None)
+    if gt is not None and r.masks.shape[0]:
+        row["dice"] = dice(r.masks[0], gt)
+    return row
+
+
+def claims_lesion(text: str) -> bool:
+    """Whether a report says there is a lesion (the negative forms start 'No')."""
+    return "lesion" in text and not text.startswith("No")
+
+
+def lesion_reports(parts, tok, settings, sampler: Sampler, cases: int) -> Dict[str, object]:
+    """Synthetic lesions on held-out slices: does the report name the right side and region,
+    how well does its mask cover the lesion; and on half as many held-out slices without a
+    lesion, how often does the report claim one."""
+    rows = []
+    for _ in range(cases):
+        case = sampler.image_case(lesion_rate=1.0)
+        if case.facts["lesion"] is not None:
+            rows.append(report_row(parts, tok, settings, case))
+    normal = [report_row(parts, tok, settings, sampler.image_case(lesion_rate=0.0))
+              for _ in range(cases // 2)]
+    n = len(rows)
+    dices = [r["dice"] for r in rows if "dice" in r]
+    return {"cases": n, "location_rate": sum(r["correct"] for r in rows) / max(n, 1),
+            "side_rate": sum(r["side"] for r in rows) / max(n, 1),
+            "lesion_dice": float(np.mean(dices)) if dices else 0.0,
+            "normal_cases": len(normal),
+            "false_positive_rate": sum(not r["correct"] for r in normal) / max(len(normal), 1),
+            "rows": rows + normal}
 
 
 def volume_runs(engine: str, bundle: str, data_dir: str, subjects: Dict[str, Subject],

@@ -43,7 +43,11 @@ def figures(report: Dict[str, object]) -> str:
     les = report["lesions"]
     out.append(f"\n**Synthetic lesions on held-out slices** ({les['cases']} cases): the report "
                f"names the right side and region in {100 * les['location_rate']:.1f}%; mean "
-               f"Dice of its lesion mask {les['lesion_dice']:.3f}.")
+               f"Dice of its lesion mask {les['lesion_dice']:.3f}"
+               + (f"; the side alone is right in {100 * les['side_rate']:.1f}%. On "
+                  f"{les['normal_cases']} held-out slices without a lesion the report claims "
+                  f"one in {100 * les['false_positive_rate']:.1f}%." if "normal_cases" in les
+                  else "."))
     if "volumes" in report:
         out.append("\n**Whole volumes through `unibiomed interpret`** (3-D Dice on the input "
                    "grid; frames the language model sees by rule)\n")

@@ -87,14 +87,26 @@ class Sampler:
                                     rng.random() < 0.2)
             if lesion is not None:
                 vol = np.zeros(subject.image.shape[:2] + (k1 - k0,), np.float32)
-                gain = np.zeros_like(vol)
-                self._paint_gain(gain, lesion, k0, rng)
-                g = np.stack([slices.take(gain, "axial", k - k0) for k in ks])
-                pics = np.clip(pics * (1.0 + g), 0, 255)
+                _paint_box(vol, _in_slab(lesion, k0, vol.shape))
+                space = subject.lesion_space[:, :, k0:k1]
+                for n, k in enumerate(ks):  # each picture against its own parenchyma
+                    cut = slices.take(vol, "axial", k - k0)
+                    if cut.any():
+                        ref = synth.parenchyma_levels(
+                            pics[n][slices.take(space, "axial", k - k0)])
+                        one = dataclasses.replace(lesion, mask=cut[:, :, None] > 0.5,
+                                                  texture=_texture_cut(lesion, k, k0, vol.shape),
+                                                  corner=(0, 0, 0))
+                        plane = pics[n][:, :, None].copy()
+                        synth.paint_lesion(plane, one, rng, "MR", ref)
+                        pics[n] = np.clip(plane[:, :, 0], 0, 255)
             return pics
         slab = subject.image[:, :, k0:k1].copy()
         if lesion is not None:
-            synth.paint_lesion(slab, _in_slab(lesion, k0, slab.shape), rng, subject.modality)
+            ref = synth.parenchyma_levels(slab[subject.lesion_space[:, :, k0:k1]]) \
+                if subject.modality == "MR" else None
+            synth.paint_lesion(slab, _in_slab(lesion, k0, slab.shape), rng, subject.modality,
+                               ref)
         pics = np.stack([slices.take(slab, "axial", k - k0) for k in ks]).astype(np.float32)
         if subject.modality == "CT":
             names = list(slices.CT_WINDOWS)
@@ -106,15 +118,6 @@ class Sampler:
             lo, hi = self.mr_range[subject.name]
             return np.clip((pics - lo) / (hi - lo) * 255.0, 0, 255)
         return np.clip(pics, 0, 255)
-
-    def _paint_gain(self, gain: np.ndarray, lesion: synth.Lesion, k0: int,
-                    rng: np.random.Generator) -> None:
-        shifted = _in_slab(lesion, k0, gain.shape)
-        i, j, k = shifted.corner
-        a, b, c = shifted.mask.shape
-        soft = ndimage.gaussian_filter(shifted.mask.astype(np.float32), 0.8)
-        g = rng.uniform(0.4, 0.9) if lesion.bright else -rng.uniform(0.35, 0.65)
-        gain[i:i + a, j:j + b, k:k + c] = soft * g * (1.0 + 0.15 * shifted.texture)
 
     def _lesion(self, subject: Subject, k: int) -> Optional[synth.Lesion]:
         space = subject.lesion_space[:, :, k]
@@ -309,6 +312,23 @@ class Sampler:
 
 def _swap_sides(text: str) -> str:
     return text.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+def _paint_box(vol: np.ndarray, lesion: synth.Lesion) -> None:
+    """The lesion's mask (1 inside) written into ``vol`` at its corner."""
+    i, j, k = lesion.corner
+    a, b, c = lesion.mask.shape
+    vol[i:i + a, j:j + b, k:k + c] = lesion.mask
+
+
+def _texture_cut(lesion: synth.Lesion, k: int, k0: int, shape: Tuple[int, ...]) -> np.ndarray:
+    """The lesion's texture on axial slice ``k`` as a [rows, cols, 1] picture plane."""
+    shifted = _in_slab(lesion, k0, shape)
+    vol = np.zeros(shape, np.float32)
+    i, j, kk = shifted.corner
+    a, b, c = shifted.mask.shape
+    vol[i:i + a, j:j + b, kk:kk + c] = shifted.texture
+    return slices.take(vol, "axial", k - k0)[:, :, None]
 
 
 def _in_slab(lesion: synth.Lesion, k0: int, shape: Tuple[int, ...]) -> synth.Lesion:

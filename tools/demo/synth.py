@@ -104,9 +104,13 @@ def make_lesion(rng: np.random.Generator, centre: Tuple[int, int, int],
 
 
 def paint_lesion(volume: np.ndarray, lesion: Lesion, rng: np.random.Generator,
-                 modality: str) -> None:
-    """Insert ``lesion`` into ``volume`` in place: MR intensities are scaled (x1.4-1.9 bright,
-    x0.35-0.65 dark), CT densities set to 55-90 HU (hyperdense) or 2-18 HU (hypodense)."""
+                 modality: str, reference: Tuple[float, float] | None = None) -> None:
+    """Insert ``lesion`` into ``volume`` in place. CT densities are set to 55-90 HU (hyperdense)
+    or 2-18 HU (hypodense). MR (and synthetic) intensities are set against the parenchyma's
+    ``reference`` levels (low, high: its 10th and 90th percentiles), x1.2-1.6 the high level
+    (hyperintense) or x0.3-0.6 the low one (hypointense), never less bright (or dark) than the
+    tissue they replace: a lesion scaled from the tissue under it was invisible where it fell
+    on dark CSF."""
     i, j, k = lesion.corner
     a, b, c = lesion.mask.shape
     box = volume[i:i + a, j:j + b, k:k + c]
@@ -116,9 +120,23 @@ def paint_lesion(volume: np.ndarray, lesion: Lesion, rng: np.random.Generator,
         level = rng.uniform(55, 90) if lesion.bright else rng.uniform(2, 18)
         target = level * tex + rng.normal(0, 4, box.shape)
     else:
-        gain = rng.uniform(1.4, 1.9) if lesion.bright else rng.uniform(0.35, 0.65)
-        target = box * gain * tex
+        if reference is None:
+            raise ValueError("paint_lesion: MR lesions need the parenchyma's reference levels")
+        low, high = reference
+        if lesion.bright:
+            target = np.maximum(box, high * rng.uniform(1.2, 1.6)) * tex
+        else:
+            target = np.minimum(box, low * rng.uniform(0.3, 0.6)) * tex
     box[...] = box * (1 - soft) + target * soft
+
+
+def parenchyma_levels(values: np.ndarray) -> Tuple[float, float]:
+    """(10th, 90th) percentile of the parenchyma's values (``values``: the pixels where lesions
+    may be placed), the reference of MR lesion contrast."""
+    if values.size == 0:
+        return 1.0, 1.0
+    lo, hi = np.percentile(values, (10, 90))
+    return max(float(lo), 1.0), max(float(hi), 1.0)
 
 
 def lesion_volume_mask(shape: Tuple[int, int, int], lesion: Lesion) -> np.ndarray:

@@ -77,6 +77,14 @@ class TrainOptions:
     language_pictures: int = 8
     language_lesion_rate: float = 0.8
     language_volumes: int = 1
+    # The vision phase (make_demo_model.py train --vision-minutes): the vision encoder and
+    # projector alone on the token labels of this many slices a step (no language model, no
+    # SAM2), most with a lesion, the lesion-touching term on. A step costs a fraction of a
+    # language step, so the image tokens learn where the lesion is before the language model
+    # must learn to read it.
+    vision_pictures: int = 16
+    vision_lesion_rate: float = 0.7
+    vision_lesion_touch: float = 1.0
     # The tracking phase (--track-minutes): frames of its stacks (spacing 1 to 4 slices).
     track_frames: int = 6
     # Dense labels on the vision tokens (training only): a linear head must tell, for each of
@@ -275,6 +283,47 @@ class Trainer:
         total = ce + self.opts.distill * distill + self.opts.token_labels * token_loss
         return self._apply(total, lr, t0, {"ce": ce, "distill": distill, "tokens": token_loss})
 
+    def vision_step(self, lr: float) -> Dict[str, float]:
+        """One step of the vision phase: the vision encoder, projector and token head on the
+        token labels of ``vision_pictures`` slices, the lesion-touching term weighed by
+        ``vision_lesion_touch``."""
+        t0 = time.perf_counter()
+        cases = [self.sampler.image_case(seg_turns=0, lesion_rate=self.opts.vision_lesion_rate)
+                 for _ in range(self.opts.vision_pictures)]
+        tiles = torch.cat([vision_tiles(PRE.grey_to_rgb(c.pictures[0]), self.s) for c in cases])
+        if tiles.shape[0] != len(cases):
+            raise ValueError(f"vision phase: {tiles.shape[0]} tiles for {len(cases)} slices "
+                             "(the demo model sees one tile a slice)")
+        tokens = self.parts["vision_encoder"](tiles)
+        losses = [self._token_loss(tokens[i], c, self.opts.vision_lesion_touch)
+                  for i, c in enumerate(cases)]
+        loss = torch.stack([a for a, _ in losses]).mean()
+        touch = torch.stack([b for _, b in losses]).mean()
+        return self._apply(loss, lr, t0, {"tokens": loss, "touch": touch})
+
+    @torch.no_grad()
+    def estimate_codes(self, min_count: int = 3, max_cases: int = 60) -> Dict[str, int]:
+        """Set each target's code to the mean [SEG] embedding the model gives for it on
+        training slices: the codes of a model continued from an exported bundle (which keeps
+        no codes), so that the distillation holds the [SEG] embeddings where SAM2 reads them.
+        Returns the number of embeddings behind each code."""
+        sums = torch.zeros_like(self.codes)
+        counts = [0] * len(self.target_names)
+        for _ in range(max_cases):
+            if min(counts) >= min_count:
+                break
+            case = self.sampler.image_case(seg_turns=self.opts.seg_turns, lesion_rate=0.8)
+            _, emb, where, _ = self._language([case])
+            for row, (ci, ti, _) in enumerate(where):
+                name = case.turns[ti].target
+                if name in self.name_index:
+                    sums[self.name_index[name]] += emb[row]
+                    counts[self.name_index[name]] += 1
+        for i, n in enumerate(counts):
+            if n:
+                self.codes[i] = sums[i] / n
+        return dict(zip(self.target_names, counts))
+
     def track_step(self, lr: float) -> Dict[str, float]:
         """One step of the tracking phase: SAM2 alone on a stack of ``track_frames`` slices,
         the first decoded from its target's code, the others tracked through memory as the
@@ -324,7 +373,8 @@ class Trainer:
             tracked.append(f)
         return {key: sum(d[key] for d in losses) / len(losses) for key in losses[0]}
 
-    def _token_loss(self, tokens: torch.Tensor, case: Case) -> torch.Tensor:
+    def _token_loss(self, tokens: torch.Tensor, case: Case,
+                    lesion_touch: float | None = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """BCE of the token head on one slice's vision tokens [T, H] against the share of each
         labelled structure in each token's cell (the tile is the whole picture, row-major)."""
         grid = int(round(math.sqrt(tokens.shape[0])))
@@ -338,13 +388,17 @@ class Trainer:
         # The lesion covers a few per cent of one or two cells: its soft share alone is too
         # weak a signal (the token head stayed at chance), so with lesion_touch each token must
         # also say whether it touches the lesion at all, positives weighing as much as negatives.
+        # Returns (loss, the touching term alone).
+        weight_touch = self.opts.lesion_touch if lesion_touch is None else lesion_touch
         li = self.name_index["lesion"]
         touched = (target[:, li] > 0).float()
-        if self.opts.lesion_touch > 0 and touched.sum() > 0:
-            weight = (touched.numel() - touched.sum()) / touched.sum()
-            loss = loss + self.opts.lesion_touch * F.binary_cross_entropy_with_logits(
-                logits[:, li], touched, pos_weight=weight)
-        return loss
+        touch = loss * 0
+        if weight_touch > 0:
+            weight = (touched.numel() - touched.sum()) / touched.sum().clamp(min=1)
+            touch = F.binary_cross_entropy_with_logits(logits[:, li], touched,
+                                                       pos_weight=weight.clamp(min=1))
+            loss = loss + weight_touch * touch
+        return loss, touch
 
     def _language(self, cases: Sequence[Case]):
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
@@ -365,7 +419,7 @@ class Trainer:
         for ci, case in enumerate(cases):
             tokens_c = tokens_all[owner_t == ci]
             if case.labels and tokens_c.shape[0] == 1:
-                token_losses.append(self._token_loss(tokens_c[0], case))
+                token_losses.append(self._token_loss(tokens_c[0], case)[0])
             for ti, turn in enumerate(case.turns):
                 text = P.chat_prompt(self.s.chat, P.expand_image_tokens(
                     turn.user_text, [self.s.tokens_per_tile] * tokens_c.shape[0],

@@ -11,6 +11,7 @@ import sys
 import unittest
 
 import numpy as np
+from scipy import ndimage
 
 TOOLS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 ROOT = os.path.dirname(TOOLS)
@@ -179,6 +180,49 @@ class DemoData(unittest.TestCase):
                         and "lesion</p> [SEG]." not in turn.answer:
                     self.assertIn(f"{lesion['side']} {lesion['region']}", turn.answer)
         self.assertGreater(seen_lesions, 10)
+
+    def test_lesions_stand_out_from_the_parenchyma(self) -> None:
+        """A hyperintense lesion is brighter than the tissue around it, a hypointense one darker,
+        in every rendering (a lesion scaled from dark CSF under it was invisible)."""
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 11)
+        seen, visible = 0, 0
+        for _ in range(40):
+            case = sampler.image_case(lesion_rate=1.0, seg_turns=0)
+            if "lesion" not in case.labels:
+                continue
+            pic = case.pictures[0].astype(np.float32)
+            mask = case.labels["lesion"][0]
+            core = ndimage.binary_erosion(mask)
+            ring = ndimage.binary_dilation(mask, iterations=4) & \
+                ~ndimage.binary_dilation(mask, iterations=1)
+            if core.sum() < 5:
+                continue
+            seen += 1
+            step = pic[core].mean() - np.median(pic[ring])
+            bright = case.facts["lesion"]["bright"]
+            visible += int(step > 12 if bright else step < -12)
+        self.assertGreater(seen, 15)
+        self.assertGreaterEqual(visible / seen, 0.85)
+
+    def test_parenchyma_levels_and_mr_lesion_contrast(self) -> None:
+        lo, hi = synth.parenchyma_levels(np.arange(101, dtype=np.float32))
+        self.assertAlmostEqual(lo, 10.0)
+        self.assertAlmostEqual(hi, 90.0)
+        volume = np.full((15, 15, 3), 80.0, np.float32)
+        mask = np.zeros((9, 9, 1), bool)
+        mask[1:8, 1:8] = True
+        for bright in (True, False):
+            lesion = synth.Lesion(mask, (2, 2, 1), np.zeros(mask.shape, np.float32), bright)
+            v = volume.copy()
+            synth.paint_lesion(v, lesion, np.random.default_rng(0), "MR", (40.0, 100.0))
+            centre = v[6, 6, 1]
+            if bright:  # at least 1.2 x the parenchyma's high level
+                self.assertGreater(centre, 100.0)
+            else:  # at most 0.6 x its low level
+                self.assertLess(centre, 40.0)
+            self.assertEqual(v[0, 0, 1], 80.0)  # outside the blob: untouched
+        with self.assertRaises(ValueError):
+            synth.paint_lesion(volume.copy(), lesion, np.random.default_rng(0), "MR")
 
     def test_synthesis_keeps_shape_and_range(self) -> None:
         rng = np.random.default_rng(0)

@@ -70,6 +70,34 @@ class EvaluationArithmetic(unittest.TestCase):
             shutil.rmtree(tmp)
 
 
+@unittest.skipUnless(os.path.exists(os.path.join(BUNDLE, "manifest.json")), "models/default missing")
+class BundleAsCheckpoint(unittest.TestCase):
+    """make_demo_model.py train --init BUNDLE continues from the shipped weights."""
+
+    def test_weights_and_history_come_back(self) -> None:
+        import torch
+
+        import make_demo_model
+        from unibiomed_ref.bundle import read_manifest
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+
+        ck = make_demo_model.bundle_checkpoint(BUNDLE)
+        model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["model"])
+        manifest = read_manifest(BUNDLE)
+        for key, part in model.export_parts().items():
+            shipped = torch.jit.load(os.path.join(BUNDLE, manifest["files"][key]["path"]))
+            ours = part.state_dict()
+            for name, value in shipped.state_dict().items():
+                self.assertTrue(torch.equal(ours[name], value.to(ours[name].dtype)),
+                                f"{key}: {name}")
+        self.assertTrue(ck["history"])
+        for run in ck["history"]:
+            self.assertTrue(run["command"].startswith("tools/make_demo_model.py train"), run)
+            self.assertGreater(run["minutes"], 0)
+
+
 @unittest.skipUnless(HAVE, "models/default or the sample cache missing")
 class ShippedModel(unittest.TestCase):
     """A regression gate on the shipped weights: large structures on held-out slices."""

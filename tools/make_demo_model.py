@@ -197,12 +197,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init:
         model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
+    if args.patch_gain != 1.0:
+        # The patch embedding's output was small next to the position embedding (std 1 per
+        # channel): the tokens said where they were but hardly what they saw, and a lesion did
+        # not register. A gain on it raises what the patches see against where they are.
+        with torch.no_grad():
+            emb = model.vision_model.embeddings.patch_embedding
+            emb.weight.mul_(args.patch_gain)
+            emb.bias.mul_(args.patch_gain)
+        say(f"patch embedding x {args.patch_gain:g}")
     model.train()
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
                         warmup=50 if args.init else 200, lesion_touch=args.lesion_touch,
                         absent_per_picture=args.absent_codes,
-                        language_lesion_rate=args.language_lesion_rate)
+                        language_lesion_rate=args.language_lesion_rate,
+                        fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate)
     runs_before = len(init.get("history", [])) if init else 0
     trainer = Trainer(model, tokenizer, settings,
                       Sampler(subs, CHAT, False, SEED + runs_before + (1 if init else 0)), opts)
@@ -219,6 +229,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = (f"tools/make_demo_model.py train --work DIR --minutes {args.minutes:g} "
                f"--sam-minutes {args.sam_minutes:g}"
                + (f" --vision-minutes {args.vision_minutes:g}" if args.vision_minutes else "")
+               + (f" --vision-lr {args.vision_lr:g}" if args.vision_minutes and args.vision_lr
+                  else "")
+               + (f" --vision-lesion-rate {args.vision_lesion_rate:g}"
+                  if args.vision_minutes and args.vision_lesion_rate != 0.7 else "")
                + (f" --language-minutes {args.language_minutes:g}" if args.language_minutes
                   else "")
                + (f" --language-lesion-rate {args.language_lesion_rate:g}"
@@ -226,6 +240,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
+               + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
+               + (f" --patch-gain {args.patch_gain:g}" if args.patch_gain != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
                + ((" --init models/default" if from_bundle else " --init PREVIOUS/checkpoint.pt")
                   if init else ""))
@@ -272,11 +288,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     phase_steps: Dict[str, int] = {}
     for name, minutes, step_fn, decay in phases:
         reports = name == "vision-language"
+        peak = args.vision_lr if name == "vision" and args.vision_lr else args.lr
         steps, running, begin = 0, {}, time.perf_counter()
         while time.perf_counter() - begin < minutes * 60.0:
             steps += 1
             q = (time.perf_counter() - begin) / (minutes * 60.0)
-            lr = args.lr * min(1.0, steps / 50) * \
+            lr = peak * min(1.0, steps / 50) * \
                 ((0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * q))) if decay else 1.0)
             stats = step_fn(lr)
             for k, v in stats.items():
@@ -431,6 +448,10 @@ def main(argv: List[str] | None = None) -> int:
                    help="first phase: the mask decoder alone on the target codes")
     p.add_argument("--vision-minutes", type=float, default=0.0,
                    help="then the vision encoder alone on the token labels (lesion-heavy)")
+    p.add_argument("--vision-lr", type=float, default=0.0,
+                   help="peak learning rate of the vision phase (0: --lr)")
+    p.add_argument("--vision-lesion-rate", type=float, default=0.7,
+                   help="share of the vision phase's slices with a lesion")
     p.add_argument("--language-minutes", type=float, default=0.0,
                    help="then the vision encoder and language model alone on the text answers")
     p.add_argument("--language-lesion-rate", type=float, default=0.8,
@@ -439,6 +460,10 @@ def main(argv: List[str] | None = None) -> int:
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
                    help="weight of the token labels' lesion-touching term (0: off)")
+    p.add_argument("--patch-gain", type=float, default=1.0,
+                   help="multiply the vision encoder's patch embedding by this at the start")
+    p.add_argument("--fact-weight", type=float, default=1.0,
+                   help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,
                    help="codes of absent structures decoded per picture (0: off)")
     p.add_argument("--max-steps", type=int, default=100000)

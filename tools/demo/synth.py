@@ -86,9 +86,9 @@ class Lesion:
 
 def make_lesion(rng: np.random.Generator, centre: Tuple[int, int, int],
                 spacing: Tuple[float, float, float], allowed: np.ndarray) -> Lesion:
-    """An irregular ellipsoid 6 to 30 mm across around ``centre`` (voxel), kept inside
+    """An irregular ellipsoid 10 to 40 mm across around ``centre`` (voxel), kept inside
     ``allowed`` (bool volume)."""
-    radii_mm = rng.uniform(3, 15, 3)
+    radii_mm = rng.uniform(5, 20, 3)
     radii = np.maximum(radii_mm / np.asarray(spacing), 1.5)
     half = np.ceil(radii * 1.4).astype(int) + 1
     lo = np.maximum(np.asarray(centre) - half, 0)

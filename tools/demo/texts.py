@@ -55,9 +55,12 @@ def report_answer(rng: np.random.Generator, modality: str, lesion: Optional[dict
     if lesion is not None:
         adj, where = contrast_word(modality, lesion["bright"]), location(lesion["side"],
                                                                           lesion["region"])
+        # One opening for every positive form: greedy decoding compares the first token of
+        # "No focal lesion is seen." with each opening, and three openings splitting the
+        # positive probability let the single negative one win on most lesion slices.
         forms = (f"There is a {adj} lesion <p>lesion</p> [SEG] in the {where}.",
-                 f"A {adj} <p>lesion</p> [SEG] is seen in the {where}.",
-                 f"The image shows a {adj} <p>lesion</p> [SEG] in the {where}.")
+                 f"There is a {adj} <p>lesion</p> [SEG] in the {where}.",
+                 f"There is a focal {adj} <p>lesion</p> [SEG] in the {where}.")
         return forms[int(rng.integers(len(forms)))]
     if modality == "MR" and ventricles_visible:
         return ("No focal lesion is seen. The <p>lateral ventricles</p> [SEG] are normal "

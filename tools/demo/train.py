@@ -77,6 +77,10 @@ class TrainOptions:
     language_pictures: int = 8
     language_lesion_rate: float = 0.8
     language_volumes: int = 1
+    # Weight of the answer tokens that carry a report's facts in the language model's
+    # cross-entropy (1: every token alike, as the shipped model was trained): the first
+    # (lesion or not) and those after the first [SEG] (side and region), a few of twenty.
+    fact_weight: float = 1.0
     # The vision phase (make_demo_model.py train --vision-minutes): the vision encoder and
     # projector alone on the token labels of this many slices a step (no language model, no
     # SAM2), most with a lesion, the lesion-touching term on. A step costs a fraction of a
@@ -415,7 +419,7 @@ class Trainer:
                 owner += [ci] * tiles[-1].shape[0]
         tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
         owner_t = torch.tensor(owner)
-        rows, targets, segs, token_losses = [], [], [], []
+        rows, targets, weights, segs, token_losses = [], [], [], [], []
         for ci, case in enumerate(cases):
             tokens_c = tokens_all[owner_t == ci]
             if case.labels and tokens_c.shape[0] == 1:
@@ -431,6 +435,15 @@ class Trainer:
                                          tokens_c.reshape(-1, tokens_c.shape[-1]),
                                          self.context_id)[0])
                 targets.append([-100] * (len(prompt) - 1) + answer + [-100])
+                weights.append([1.0] * len(targets[-1]))
+                if turn.task != "segment" and self.opts.fact_weight != 1.0:
+                    # the tokens that carry the facts: the first (is there a lesion) and those
+                    # after the first [SEG] (its side and region)
+                    first = len(prompt) - 1
+                    weights[-1][first] = self.opts.fact_weight
+                    if self.seg_id in answer:
+                        for i in range(answer.index(self.seg_id) + 1, len(answer)):
+                            weights[-1][first + i] = self.opts.fact_weight
                 seg_at = [len(prompt) + i for i, a in enumerate(answer) if a == self.seg_id]
                 if len(seg_at) != len(turn.masks):
                     raise ValueError(f"answer {turn.answer!r}: {len(seg_at)} [SEG] for "
@@ -439,9 +452,11 @@ class Trainer:
         length = max(r.shape[0] for r in rows)
         batch = torch.stack([F.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows])
         tgt = torch.tensor([t + [-100] * (length - len(t)) for t in targets])
+        wts = torch.tensor([w + [0.0] * (length - len(w)) for w in weights]) * (tgt != -100)
         logits, hidden = training_forward(self.model.language_model, batch)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                             ignore_index=-100)
+        per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                    ignore_index=-100, reduction="none")
+        ce = (per_token * wts.reshape(-1)).sum() / wts.sum().clamp(min=1.0)
         if segs:
             h = torch.stack([hidden[r, pos] for r, pos, *_ in segs])
             emb = parts["grounding_projector"](h)

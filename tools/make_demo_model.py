@@ -197,15 +197,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init:
         model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
-    if args.patch_gain != 1.0:
-        # The patch embedding's output was small next to the position embedding (std 1 per
-        # channel): the tokens said where they were but hardly what they saw, and a lesion did
-        # not register. A gain on it raises what the patches see against where they are.
-        with torch.no_grad():
-            emb = model.vision_model.embeddings.patch_embedding
-            emb.weight.mul_(args.patch_gain)
-            emb.bias.mul_(args.patch_gain)
-        say(f"patch embedding x {args.patch_gain:g}")
     model.train()
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
@@ -241,7 +232,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
                + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
-               + (f" --patch-gain {args.patch_gain:g}" if args.patch_gain != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
                + ((" --init models/default" if from_bundle else " --init PREVIOUS/checkpoint.pt")
                   if init else ""))
@@ -460,8 +450,6 @@ def main(argv: List[str] | None = None) -> int:
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
                    help="weight of the token labels' lesion-touching term (0: off)")
-    p.add_argument("--patch-gain", type=float, default=1.0,
-                   help="multiply the vision encoder's patch embedding by this at the start")
     p.add_argument("--fact-weight", type=float, default=1.0,
                    help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,

@@ -213,8 +213,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.eval()
         counts = trainer.estimate_codes()
         model.train()
-        say("codes from the [SEG] embeddings: " +
-            ", ".join(f"{n} {c}" for n, c in counts.items() if c < 3) or "all targets seen")
+        few = ", ".join(f"{n} {c}" for n, c in counts.items() if c < 3)
+        say("codes from the [SEG] embeddings" +
+            (f"; from fewer than 3: {few}" if few else " (3 or more each)"))
     probes = _probe_cases(subs)
 
     command = (f"tools/make_demo_model.py train --work DIR --minutes {args.minutes:g} "

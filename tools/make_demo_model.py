@@ -234,7 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
                + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
-               + ((" --init models/default" if from_bundle else " --init PREVIOUS/checkpoint.pt")
+               + ((f" --init {args.init}" if from_bundle else " --init PREVIOUS/checkpoint.pt")
                   if init else ""))
     earlier = checkpoint_history(init) if init else []
 

@@ -13,7 +13,6 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from demo import slices, synth, texts
 from demo.anatomy import REGION_NAMES, Subject
@@ -90,17 +89,19 @@ class Sampler:
             pics = synth.synthesize(labels, rng, ct_like=subject.modality == "CT" or
                                     rng.random() < 0.2)
             if lesion is not None:
-                vol = np.zeros(subject.image.shape[:2] + (k1 - k0,), np.float32)
-                _paint_box(vol, _in_slab(lesion, k0, vol.shape))
+                shape = subject.image.shape[:2] + (k1 - k0,)
+                shifted = _in_slab(lesion, k0, shape)
+                inside = synth.lesion_volume_mask(shape, shifted)
+                texture = synth.lesion_volume_texture(shape, shifted)
                 space = subject.lesion_space[:, :, k0:k1]
                 for n, k in enumerate(ks):  # each picture against its own parenchyma
-                    cut = slices.take(vol, "axial", k - k0)
+                    cut = slices.take(inside, "axial", k - k0)
                     if cut.any():
                         ref = synth.parenchyma_levels(
                             pics[n][slices.take(space, "axial", k - k0)])
-                        one = dataclasses.replace(lesion, mask=cut[:, :, None] > 0.5,
-                                                  texture=_texture_cut(lesion, k, k0, vol.shape),
-                                                  corner=(0, 0, 0))
+                        one = synth.Lesion(cut[:, :, None], (0, 0, 0),
+                                           slices.take(texture, "axial", k - k0)[:, :, None],
+                                           lesion.bright)
                         plane = pics[n][:, :, None].copy()
                         synth.paint_lesion(plane, one, rng, "MR", ref)
                         pics[n] = np.clip(plane[:, :, 0], 0, 255)
@@ -316,23 +317,6 @@ class Sampler:
 
 def _swap_sides(text: str) -> str:
     return text.replace("left", "\0").replace("right", "left").replace("\0", "right")
-
-
-def _paint_box(vol: np.ndarray, lesion: synth.Lesion) -> None:
-    """The lesion's mask (1 inside) written into ``vol`` at its corner."""
-    i, j, k = lesion.corner
-    a, b, c = lesion.mask.shape
-    vol[i:i + a, j:j + b, k:k + c] = lesion.mask
-
-
-def _texture_cut(lesion: synth.Lesion, k: int, k0: int, shape: Tuple[int, ...]) -> np.ndarray:
-    """The lesion's texture on axial slice ``k`` as a [rows, cols, 1] picture plane."""
-    shifted = _in_slab(lesion, k0, shape)
-    vol = np.zeros(shape, np.float32)
-    i, j, kk = shifted.corner
-    a, b, c = shifted.mask.shape
-    vol[i:i + a, j:j + b, kk:kk + c] = shifted.texture
-    return slices.take(vol, "axial", k - k0)[:, :, None]
 
 
 def _in_slab(lesion: synth.Lesion, k0: int, shape: Tuple[int, ...]) -> synth.Lesion:

@@ -139,9 +139,18 @@ def parenchyma_levels(values: np.ndarray) -> Tuple[float, float]:
     return max(float(lo), 1.0), max(float(hi), 1.0)
 
 
-def lesion_volume_mask(shape: Tuple[int, int, int], lesion: Lesion) -> np.ndarray:
-    out = np.zeros(shape, bool)
+def _placed(shape: Tuple[int, int, int], lesion: Lesion, values: np.ndarray) -> np.ndarray:
+    """``values`` (shaped as the lesion's box) at the lesion's corner of a zero volume."""
+    out = np.zeros(shape, values.dtype)
     i, j, k = lesion.corner
-    a, b, c = lesion.mask.shape
-    out[i:i + a, j:j + b, k:k + c] = lesion.mask
+    a, b, c = values.shape
+    out[i:i + a, j:j + b, k:k + c] = values
     return out
+
+
+def lesion_volume_mask(shape: Tuple[int, int, int], lesion: Lesion) -> np.ndarray:
+    return _placed(shape, lesion, lesion.mask)
+
+
+def lesion_volume_texture(shape: Tuple[int, int, int], lesion: Lesion) -> np.ndarray:
+    return _placed(shape, lesion, lesion.texture.astype(np.float32))

@@ -201,6 +201,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
                         warmup=50 if args.init else 200, lesion_touch=args.lesion_touch,
+                        lesion_location=args.lesion_location,
+                        lesion_patches=args.lesion_patches,
                         absent_per_picture=args.absent_codes,
                         language_lesion_rate=args.language_lesion_rate,
                         fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate)
@@ -232,6 +234,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
+               + (f" --lesion-location {args.lesion_location:g}" if args.lesion_location
+                  else "")
+               + (f" --lesion-patches {args.lesion_patches:g}" if args.lesion_patches else "")
                + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
                + ((f" --init {args.init}" if from_bundle else " --init PREVIOUS/checkpoint.pt")
@@ -250,8 +255,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                "history": earlier + [run_record(command, phase_steps, trainer.step_no,
                                                 minutes)]})
 
-    def probe(reports: bool = False) -> None:
+    def probe(reports: bool = False, tokens: bool = False) -> None:
         model.eval()
+        if tokens:  # what the image tokens tell of held-out lesions (a fixed draw)
+            with torch.no_grad():
+                told = trainer.location_probe(Sampler(subs, CHAT, True, SEED + 11))
+            say("probe tokens: " + ", ".join(f"{k} {v:.2f}" for k, v in told.items()))
         for name, case in probes:
             dice = trainer.probe(case)
             say(f"probe {name} (from [SEG] / from code): " +
@@ -279,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     phase_steps: Dict[str, int] = {}
     for name, minutes, step_fn, decay in phases:
         reports = name == "vision-language"
+        tokens = name in ("vision", "vision-language")
         peak = args.vision_lr if name == "vision" and args.vision_lr else args.lr
         steps, running, begin = 0, {}, time.perf_counter()
         while time.perf_counter() - begin < minutes * 60.0:
@@ -293,11 +303,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 say(f"{name} step {steps} lr {lr:.2e} " +
                     " ".join(f"{k} {v:.3f}" for k, v in running.items()))
             if steps % 500 == 0:
-                probe(reports)
+                probe(reports, tokens)
         phase_steps[name] = steps
         if steps:
             say(f"{name} phase: {steps} steps in {(time.perf_counter() - begin) / 60:.1f} min")
-            probe(reports)
+            probe(reports, tokens)
             save_checkpoint()
     budget -= time.perf_counter() - start
     start = time.perf_counter()
@@ -451,6 +461,10 @@ def main(argv: List[str] | None = None) -> int:
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
                    help="weight of the token labels' lesion-touching term (0: off)")
+    p.add_argument("--lesion-location", type=float, default=0.0,
+                   help="weight of the token labels' lesion-location term (0: off)")
+    p.add_argument("--lesion-patches", type=float, default=0.0,
+                   help="weight of the vision phase's lesion-patch term (0: off)")
     p.add_argument("--fact-weight", type=float, default=1.0,
                    help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from demo import texts
+from demo.anatomy import REGION_NAMES
 from demo.samples import Case, Sampler
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
@@ -100,10 +101,46 @@ class TrainOptions:
     # trained; make_demo_model.py train --lesion-touch). Tried in a 40-min vision-language
     # phase: it did not teach the lesion's place (see the model card).
     lesion_touch: float = 0.0
+    # Weight of the lesion-location term of the token labels (0: off, as the shipped model was
+    # trained; make_demo_model.py train --lesion-location): a linear head on the slice's image
+    # tokens, its logits averaged over them, must tell the lesion's location (side and region,
+    # or none). The report's place words must be read off the image tokens; the term puts the
+    # place where a sum over the tokens, as attention takes, reads it. (Asking every token for
+    # it, in a 10-min vision phase, taught nothing: the head said 'none' on every slice.)
+    lesion_location: float = 0.0
+    # Weight of the lesion-patch term of the vision phase (0: off; make_demo_model.py train
+    # --lesion-patches): a linear head on the encoder's 16 x 16 patch features, before the pixel
+    # shuffle, scores every patch, and a softmax over the patches of a lesion slice must put
+    # the lesion's area share on each (cross-entropy). Per-token BCE on whether an 8 x 8 token
+    # touches the lesion learned a positional prior (the centre tokens highest on every slice);
+    # a softmax over one slice's patches leaves nothing to gain from position alone.
+    lesion_patches: float = 0.0
     # BCE with the foreground and the background weighing half each. With the plain pixel mean
     # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
     # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
     balanced_bce: bool = True
+
+
+#: The lesion locations the token labels' location term tells apart: none, then each side of
+#: each region a report may name (CT lesions are named by hemisphere).
+LOCATIONS: Tuple[str, ...] = ("none",) + tuple(
+    f"{side} {region}" for side in ("left", "right")
+    for region in REGION_NAMES[1:] + ("cerebral hemisphere",))
+
+
+def location_index(case: Case) -> int:
+    """The index in LOCATIONS of a slice case's lesion location (0: no lesion)."""
+    lesion = case.facts.get("lesion")
+    if not lesion:
+        return 0
+    return LOCATIONS.index(f"{lesion['side']} {lesion['region']}")
+
+
+def _cell_shares(mask: np.ndarray, grid: int) -> torch.Tensor:
+    """The share of each cell of a grid x grid division of ``mask`` that it covers, row-major."""
+    cells = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None],
+                          size=(grid, grid), mode="area")
+    return cells.flatten()
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -172,8 +209,12 @@ class Trainer:
                                           model.config.grounding.out_dim, generator=gen))
         self.token_head = torch.nn.Linear(model.config.language.hidden_size,
                                           len(self.target_names))
+        self.location_head = torch.nn.Linear(model.config.language.hidden_size,
+                                             len(LOCATIONS))
+        self.patch_head = torch.nn.Linear(model.config.vision.hidden_size, 1)
         params = [p for p in model.parameters() if p.requires_grad] + \
-            list(self.token_head.parameters())
+            list(self.token_head.parameters()) + list(self.location_head.parameters()) + \
+            list(self.patch_head.parameters())
         decay = [p for p in params if p.ndim >= 2]
         other = [p for p in params if p.ndim < 2] + [self.codes]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
@@ -195,12 +236,18 @@ class Trainer:
 
     def training_state(self) -> Dict[str, object]:
         """The training-only parameters (codes, token head), for continuing from a checkpoint."""
-        return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict()}
+        return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict(),
+                "location_head": self.location_head.state_dict(),
+                "patch_head": self.patch_head.state_dict()}
 
     def load_training_state(self, state: Dict[str, object]) -> None:
         with torch.no_grad():
             self.codes.copy_(state["codes"])
         self.token_head.load_state_dict(state["token_head"])
+        if "location_head" in state:  # checkpoints before the location term have none
+            self.location_head.load_state_dict(state["location_head"])
+        if "patch_head" in state:
+            self.patch_head.load_state_dict(state["patch_head"])
 
     def _code_losses(self, rows: Sequence[Tuple[int, Case]], embed: torch.Tensor,
                      s0: torch.Tensor, s1: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -254,7 +301,9 @@ class Trainer:
             return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
         total.backward()
         params = [p for p in self.model.parameters() if p.grad is not None] + \
-            [p for p in [self.codes, *self.token_head.parameters()] if p.grad is not None]
+            [p for p in [self.codes, *self.token_head.parameters(),
+                         *self.location_head.parameters(), *self.patch_head.parameters()]
+             if p.grad is not None]
         if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, self.opts.clip)):
             self.opt.zero_grad(set_to_none=True)
             return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
@@ -298,12 +347,55 @@ class Trainer:
         if tiles.shape[0] != len(cases):
             raise ValueError(f"vision phase: {tiles.shape[0]} tiles for {len(cases)} slices "
                              "(the demo model sees one tile a slice)")
-        tokens = self.parts["vision_encoder"](tiles)
+        encoder = self.parts["vision_encoder"]
+        side = tiles.shape[2] // encoder.patch_size
+        patches = encoder.patches(tiles)
+        tokens = encoder.project(patches, side, side)
         losses = [self._token_loss(tokens[i], c, self.opts.vision_lesion_touch)
                   for i, c in enumerate(cases)]
         loss = torch.stack([a for a, _ in losses]).mean()
         touch = torch.stack([b for _, b in losses]).mean()
-        return self._apply(loss, lr, t0, {"tokens": loss, "touch": touch})
+        stats = {"tokens": loss, "touch": touch}
+        if self.opts.lesion_patches > 0:
+            scored = [(self.patch_head(patches[i])[:, 0], _cell_shares(c.labels["lesion"][0], side))
+                      for i, c in enumerate(cases) if "lesion" in c.labels]
+            if scored:
+                stats["patches"] = torch.stack([-(share / share.sum() * F.log_softmax(s, 0)).sum()
+                                                for s, share in scored]).mean()
+                loss = loss + self.opts.lesion_patches * stats["patches"]
+        return self._apply(loss, lr, t0, stats)
+
+    @torch.no_grad()
+    def location_probe(self, sampler: Sampler, cases: int = 48) -> Dict[str, float]:
+        """What the image tokens of held-out slices (``sampler``, most with a lesion) tell
+        through the training heads: the location head's answer (its logits averaged over the
+        tokens) right on lesion slices, its side right, 'none' on normal slices, and how often
+        the token the lesion head (and the patch the patch head) scores highest touches the
+        lesion."""
+        li = self.name_index["lesion"]
+        hits = {"location": 0, "side": 0, "normal": 0, "top token": 0, "top patch": 0}
+        n_lesion = n_normal = 0
+        for _ in range(cases):
+            case = sampler.image_case(seg_turns=0, lesion_rate=0.75)
+            encoder = self.parts["vision_encoder"]
+            tiles = vision_tiles(PRE.grey_to_rgb(case.pictures[0]), self.s)
+            side = tiles.shape[2] // encoder.patch_size
+            patches = encoder.patches(tiles)
+            tokens = encoder.project(patches, side, side)[0]
+            guess = LOCATIONS[int(self.location_head(tokens).mean(0).argmax())]
+            truth = LOCATIONS[location_index(case)]
+            if truth == "none":
+                n_normal += 1
+                hits["normal"] += guess == "none"
+                continue
+            n_lesion += 1
+            hits["location"] += guess == truth
+            hits["side"] += guess.split(" ")[0] == truth.split(" ")[0]
+            cell = _cell_shares(case.labels["lesion"][0], int(round(math.sqrt(tokens.shape[0]))))
+            hits["top token"] += bool(cell[int(self.token_head(tokens)[:, li].argmax())] > 0)
+            cell = _cell_shares(case.labels["lesion"][0], side)
+            hits["top patch"] += bool(cell[int(self.patch_head(patches[0])[:, 0].argmax())] > 0)
+        return {k: v / max(1, n_normal if k == "normal" else n_lesion) for k, v in hits.items()}
 
     @torch.no_grad()
     def estimate_codes(self, min_count: int = 3, max_cases: int = 60) -> Dict[str, int]:
@@ -402,6 +494,10 @@ class Trainer:
             touch = F.binary_cross_entropy_with_logits(logits[:, li], touched,
                                                        pos_weight=weight.clamp(min=1))
             loss = loss + weight_touch * touch
+        if self.opts.lesion_location > 0:
+            pooled = self.location_head(tokens).mean(0, keepdim=True)
+            where = torch.tensor([location_index(case)])
+            loss = loss + self.opts.lesion_location * F.cross_entropy(pooled, where)
         return loss, touch
 
     def _language(self, cases: Sequence[Case]):

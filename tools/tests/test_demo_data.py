@@ -181,6 +181,25 @@ class DemoData(unittest.TestCase):
                     self.assertIn(f"{lesion['side']} {lesion['region']}", turn.answer)
         self.assertGreater(seen_lesions, 10)
 
+    def test_location_labels_name_the_place_the_answers_name(self) -> None:
+        from demo.train import LOCATIONS, location_index
+
+        self.assertEqual(len(set(LOCATIONS)), len(LOCATIONS))
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 13)
+        named = 0
+        for _ in range(40):
+            case = sampler.image_case(lesion_rate=0.7)
+            place = LOCATIONS[location_index(case)]
+            if case.facts["lesion"] is None:
+                self.assertEqual(place, "none")
+                continue
+            self.assertNotEqual(place, "none")
+            for turn in case.turns:  # flipped cases included: the label follows the words
+                if " in the " in turn.answer and "<p>lesion</p>" in turn.answer:
+                    self.assertIn(f"in the {place}.", turn.answer)
+                    named += 1
+        self.assertGreater(named, 5)
+
     def test_lesions_stand_out_from_the_parenchyma(self) -> None:
         """A hyperintense lesion is brighter than the tissue around it, a hypointense one darker,
         in every rendering (a lesion scaled from dark CSF under it was invisible)."""

@@ -135,7 +135,8 @@ def _card_history(bundle_dir: str) -> List[Dict[str, object]]:
     path = os.path.join(bundle_dir, "MODEL_CARD.md")
     if not os.path.exists(path):
         return []
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     block = text.split("<!-- training:start -->", 1)[-1].split("<!-- training:end -->", 1)[0]
     return [{"command": c, "steps": st, "minutes": float(m)} for c, st, m in
             re.findall(r"`(tools/make_demo_model\.py train[^`]*)`: (.*?) in ([\d.]+) min", block)]
@@ -162,6 +163,9 @@ def bundle_checkpoint(bundle_dir: str) -> Dict[str, object]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
+    # Subnormal floats (tiny gradients and moments) made the steps slower and slower on CPU
+    # (a vision step from 2.1 to 3.0 s within 15 min); flushed to zero they cost nothing.
+    torch.set_flush_denormal(True)
     os.makedirs(args.work, exist_ok=True)
     log_path = os.path.join(args.work, "train.log")
     log = open(log_path, "a", encoding="utf-8")

@@ -140,3 +140,66 @@ BRAIN_MIN, VENTRICLES_MIN, SKULL_MIN, HEAD_MIN = 0.9, 0.7, 0.75, 0.9
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(HAVE, "models/default or the sample cache missing")
+class LesionTerms(unittest.TestCase):
+    """The vision phase's lesion terms (train --lesion-location, --lesion-patches)."""
+
+    def test_patch_features_project_to_the_exported_tokens(self) -> None:
+        import torch
+
+        import make_demo_model
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+
+        ck = make_demo_model.bundle_checkpoint(BUNDLE)
+        model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["model"])
+        encoder = model.export_parts()["vision_encoder"].eval()
+        tiles = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            patches = encoder.patches(tiles)
+            self.assertEqual(tuple(patches.shape), (2, 256, model.config.vision.hidden_size))
+            torch.testing.assert_close(encoder.project(patches, 16, 16), encoder(tiles))
+
+    def test_vision_step_trains_the_lesion_heads(self) -> None:
+        import torch
+
+        import make_demo_model
+        from demo import anatomy
+        from demo.samples import Sampler
+        from demo.train import LOCATIONS, Trainer, TrainOptions, _cell_shares
+        from unibiomed_ref import prompt as P
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+        from unibiomed_ref.tokenizer import load_tokenizer
+
+        shares = _cell_shares(np.pad(np.ones((14, 28), bool), ((0, 210), (0, 196))), 16)
+        self.assertEqual(shares[:3].tolist(), [1.0, 1.0, 0.0])  # two full patches, row-major
+        self.assertEqual(float(shares.sum()), 2.0)
+
+        ck = make_demo_model.bundle_checkpoint(BUNDLE)
+        config = ModelConfig.from_dict(ck["config"])
+        model = UniBiomedModel(config)
+        model.load_state_dict(ck["model"])
+        tok = load_tokenizer("sentencepiece", os.path.join(BUNDLE, "tokenizer.model"),
+                             list(P.ADDED_TOKENS))
+        settings = make_demo_model.demo_settings(config, tok.token_to_id("</s>"))
+        subjects = [anatomy.ch2_subject(DATA)]
+        opts = TrainOptions(lesion_location=1.0, lesion_patches=1.0, vision_pictures=4,
+                            vision_lesion_rate=1.0)
+        trainer = Trainer(model, tok, settings, Sampler(subjects, P.ChatSettings(), False, 3),
+                          opts)
+        before = [trainer.patch_head.weight.detach().clone(),
+                  trainer.location_head.weight.detach().clone()]
+        stats = trainer.vision_step(1e-3)
+        self.assertNotIn("skipped", stats)
+        self.assertGreater(stats["patches"], 0.0)  # cross-entropy over 256 patches
+        self.assertLess(stats["patches"], 2 * np.log(256))
+        for old, head in zip(before, (trainer.patch_head, trainer.location_head)):
+            self.assertFalse(torch.equal(old, head.weight))
+        probe = trainer.location_probe(Sampler(subjects, P.ChatSettings(), True, 4), cases=4)
+        self.assertEqual(set(probe), {"location", "side", "normal", "top token", "top patch"})
+        self.assertTrue(all(0.0 <= v <= 1.0 for v in probe.values()))
+        self.assertEqual(len(LOCATIONS), 1 + 2 * 9)

@@ -476,9 +476,7 @@ class Trainer:
         grid = int(round(math.sqrt(tokens.shape[0])))
         target = torch.zeros(tokens.shape[0], len(self.target_names))
         for name, m in case.labels.items():
-            cell = F.interpolate(torch.from_numpy(m[0].astype(np.float32))[None, None],
-                                 size=(grid, grid), mode="area")
-            target[:, self.name_index[name]] = cell.flatten()
+            target[:, self.name_index[name]] = _cell_shares(m[0], grid)
         logits = self.token_head(tokens)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         # The lesion covers a few per cent of one or two cells: its soft share alone is too

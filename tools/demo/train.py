@@ -11,7 +11,6 @@ Everything runs through the export wrappers, so the trained graph is the exporte
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Dict, List, Sequence, Tuple
@@ -21,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from demo import texts
-from demo.anatomy import REGION_NAMES
 from demo.samples import Case, Sampler
+from demo.token_labels import LOCATIONS, cell_shares, location_index
+from demo.train_options import TrainOptions
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
 from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_tiles
@@ -30,117 +30,6 @@ from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
 from unibiomed_ref.tiny import training_forward
-
-
-@dataclasses.dataclass
-class TrainOptions:
-    steps: int = 6000
-    lr: float = 6e-4
-    warmup: int = 200
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    # The release weighs 2 x BCE + 0.5 x Dice; at this size that lets the masks settle on empty
-    # (most targets are small), so Dice weighs as much as BCE here.
-    bce_weight: float = 1.0
-    dice_weight: float = 1.0
-    seed: int = 7
-    # Loss on every candidate mask, not only the best one: with SAM's min-over-candidates loss
-    # the three candidates settle on three prompt-independent masks (head, brain, ...) and the
-    # [SEG] embedding is ignored; the release trains a single mask.
-    all_candidates: bool = True
-    # Segmentation turns per slice case: several distinct targets on one picture per step make
-    # the prompt the only way to lower the mask loss.
-    seg_turns: int = 6
-    # Target codes (training only, not exported): a learned 'ideal [SEG] embedding' per target
-    # name. The mask decoder is also trained on the codes of every structure of each picture
-    # (up to codes_per_picture, on the slice cases and on extra_pictures more slices), and the
-    # [SEG] embeddings are pulled towards their target's code (distill). The decoder so learns
-    # to tell the targets apart from the first steps, without waiting for the language model:
-    # with [SEG] embeddings alone the small targets settled on one prompt-free mask.
-    code_weight: float = 1.0
-    # Scale of the codes at initialisation. With small codes (std 0.5, a smaller norm than SAM's
-    # learned tokens) the decoder's mask tokens hardly see the prompt and every small target
-    # got the same blob for hundreds of steps; with std 3 the targets separate early.
-    code_scale: float = 3.0
-    # The mask-decoder phase (make_demo_model.py train --sam-minutes) decodes the codes of
-    # this many slices a step, without the language model (a step costs a fifth).
-    sam_pictures: int = 4
-    codes_per_picture: int = 12
-    # Codes of structures absent from the picture, decoded to an empty mask: without them the
-    # object score does not learn 'absent' (on ch2 slices without lateral ventricles it was
-    # positive 77% of the time), and whole volumes keep masks where the structure has ended.
-    # 0 as the shipped model was trained (make_demo_model.py train --absent-codes).
-    absent_per_picture: int = 0
-    extra_pictures: int = 2
-    distill: float = 1.0
-    # The vision-language phase (make_demo_model.py train --language-minutes): slices a step
-    # and the share of them with a lesion.
-    language_pictures: int = 8
-    language_lesion_rate: float = 0.8
-    language_volumes: int = 1
-    # Weight of the answer tokens that carry a report's facts in the language model's
-    # cross-entropy (1: every token alike, as the shipped model was trained): the first
-    # (lesion or not) and those after the first [SEG] (side and region), a few of twenty.
-    fact_weight: float = 1.0
-    # The vision phase (make_demo_model.py train --vision-minutes): the vision encoder and
-    # projector alone on the token labels of this many slices a step (no language model, no
-    # SAM2), most with a lesion, the lesion-touching term on. A step costs a fraction of a
-    # language step, so the image tokens learn where the lesion is before the language model
-    # must learn to read it.
-    vision_pictures: int = 16
-    vision_lesion_rate: float = 0.7
-    vision_lesion_touch: float = 1.0
-    # The tracking phase (--track-minutes): frames of its stacks (spacing 1 to 4 slices).
-    track_frames: int = 6
-    # Dense labels on the vision tokens (training only): a linear head must tell, for each of
-    # the 8 x 8 tokens of a slice, how much of every structure and of the lesion it covers, so
-    # that the language model's image tokens say where things are (the report names the lesion's
-    # lobe and side from them).
-    token_labels: float = 0.5
-    # Weight of the lesion-touching term of the token labels (0: off, as the shipped model was
-    # trained; make_demo_model.py train --lesion-touch). Tried in a 40-min vision-language
-    # phase: it did not teach the lesion's place (see the model card).
-    lesion_touch: float = 0.0
-    # Weight of the lesion-location term of the token labels (0: off, as the shipped model was
-    # trained; make_demo_model.py train --lesion-location): a linear head on the slice's image
-    # tokens, its logits averaged over them, must tell the lesion's location (side and region,
-    # or none). The report's place words must be read off the image tokens; the term puts the
-    # place where a sum over the tokens, as attention takes, reads it. (Asking every token for
-    # it, in a 10-min vision phase, taught nothing: the head said 'none' on every slice.)
-    lesion_location: float = 0.0
-    # Weight of the lesion-patch term of the vision phase (0: off; make_demo_model.py train
-    # --lesion-patches): a linear head on the encoder's 16 x 16 patch features, before the pixel
-    # shuffle, scores every patch, and a softmax over the patches of a lesion slice must put
-    # the lesion's area share on each (cross-entropy). Per-token BCE on whether an 8 x 8 token
-    # touches the lesion learned a positional prior (the centre tokens highest on every slice);
-    # a softmax over one slice's patches leaves nothing to gain from position alone.
-    lesion_patches: float = 0.0
-    # BCE with the foreground and the background weighing half each. With the plain pixel mean
-    # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
-    # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
-    balanced_bce: bool = True
-
-
-#: The lesion locations the token labels' location term tells apart: none, then each side of
-#: each region a report may name (CT lesions are named by hemisphere).
-LOCATIONS: Tuple[str, ...] = ("none",) + tuple(
-    f"{side} {region}" for side in ("left", "right")
-    for region in REGION_NAMES[1:] + ("cerebral hemisphere",))
-
-
-def location_index(case: Case) -> int:
-    """The index in LOCATIONS of a slice case's lesion location (0: no lesion)."""
-    lesion = case.facts.get("lesion")
-    if not lesion:
-        return 0
-    return LOCATIONS.index(f"{lesion['side']} {lesion['region']}")
-
-
-def _cell_shares(mask: np.ndarray, grid: int) -> torch.Tensor:
-    """The share of each cell of a grid x grid division of ``mask`` that it covers, row-major."""
-    cells = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None],
-                          size=(grid, grid), mode="area")
-    return cells.flatten()
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -357,7 +246,7 @@ class Trainer:
         touch = torch.stack([b for _, b in losses]).mean()
         stats = {"tokens": loss, "touch": touch}
         if self.opts.lesion_patches > 0:
-            scored = [(self.patch_head(patches[i])[:, 0], _cell_shares(c.labels["lesion"][0], side))
+            scored = [(self.patch_head(patches[i])[:, 0], cell_shares(c.labels["lesion"][0], side))
                       for i, c in enumerate(cases) if "lesion" in c.labels]
             if scored:
                 stats["patches"] = torch.stack([-(share / share.sum() * F.log_softmax(s, 0)).sum()
@@ -391,9 +280,9 @@ class Trainer:
             n_lesion += 1
             hits["location"] += guess == truth
             hits["side"] += guess.split(" ")[0] == truth.split(" ")[0]
-            cell = _cell_shares(case.labels["lesion"][0], int(round(math.sqrt(tokens.shape[0]))))
+            cell = cell_shares(case.labels["lesion"][0], int(round(math.sqrt(tokens.shape[0]))))
             hits["top token"] += bool(cell[int(self.token_head(tokens)[:, li].argmax())] > 0)
-            cell = _cell_shares(case.labels["lesion"][0], side)
+            cell = cell_shares(case.labels["lesion"][0], side)
             hits["top patch"] += bool(cell[int(self.patch_head(patches[0])[:, 0].argmax())] > 0)
         return {k: v / max(1, n_normal if k == "normal" else n_lesion) for k, v in hits.items()}
 
@@ -476,7 +365,7 @@ class Trainer:
         grid = int(round(math.sqrt(tokens.shape[0])))
         target = torch.zeros(tokens.shape[0], len(self.target_names))
         for name, m in case.labels.items():
-            target[:, self.name_index[name]] = _cell_shares(m[0], grid)
+            target[:, self.name_index[name]] = cell_shares(m[0], grid)
         logits = self.token_head(tokens)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         # The lesion covers a few per cent of one or two cells: its soft share alone is too

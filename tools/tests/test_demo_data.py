@@ -182,7 +182,7 @@ class DemoData(unittest.TestCase):
         self.assertGreater(seen_lesions, 10)
 
     def test_location_labels_name_the_place_the_answers_name(self) -> None:
-        from demo.train import LOCATIONS, location_index
+        from demo.token_labels import LOCATIONS, location_index
 
         self.assertEqual(len(set(LOCATIONS)), len(LOCATIONS))
         sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 13)

@@ -169,13 +169,14 @@ class LesionTerms(unittest.TestCase):
         import make_demo_model
         from demo import anatomy
         from demo.samples import Sampler
-        from demo.train import LOCATIONS, Trainer, TrainOptions, _cell_shares
+        from demo.token_labels import LOCATIONS, cell_shares
+        from demo.train import Trainer, TrainOptions
         from unibiomed_ref import prompt as P
         from unibiomed_ref.config import ModelConfig
         from unibiomed_ref.model import UniBiomedModel
         from unibiomed_ref.tokenizer import load_tokenizer
 
-        shares = _cell_shares(np.pad(np.ones((14, 28), bool), ((0, 210), (0, 196))), 16)
+        shares = cell_shares(np.pad(np.ones((14, 28), bool), ((0, 210), (0, 196))), 16)
         self.assertEqual(shares[:3].tolist(), [1.0, 1.0, 0.0])  # two full patches, row-major
         self.assertEqual(float(shares.sum()), 2.0)
 

@@ -124,7 +124,8 @@ class Trainer:
         return F.interpolate(m, size=(self.low, self.low), mode="area")[0, 0]
 
     def training_state(self) -> Dict[str, object]:
-        """The training-only parameters (codes, token head), for continuing from a checkpoint."""
+        """The training-only parameters (codes, token, location and patch heads), for continuing
+        from a checkpoint."""
         return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict(),
                 "location_head": self.location_head.state_dict(),
                 "patch_head": self.patch_head.state_dict()}

@@ -6,8 +6,8 @@
     /usr/bin/python3 tools/make_tiny_bundle.py --check    # regenerates into a temporary folder
                                                           # and compares with the committed files
 
-Everything is deterministic (fixed seeds, one thread): the same machine kind regenerates the same
-bytes. Inputs are real open images from the sample cache (tools/fetch_data.sh). The goldens hold,
+Everything is deterministic (fixed seeds, one thread, OpenBLAS's Haswell kernels): the same
+machine kind regenerates the same bytes. Inputs are real open images from the sample cache (tools/fetch_data.sh). The goldens hold,
 per case, the pipeline's intermediate tensors in a safetensors file and its text, ids, phrases
 and mask summaries in cases.json; docs/bundle-format.md and tests/data/tiny-golden/README.md
 describe them.
@@ -23,9 +23,14 @@ import sys
 import tempfile
 from typing import Dict, List
 
-import numpy as np
-import torch
-from PIL import Image
+# OpenBLAS picks its kernels by CPU, and they round differently: on an AVX-512 Xeon its SkylakeX
+# kernels changed the bundle's bytes. The committed files were made with its Haswell (AVX2)
+# kernels, so every machine uses those (read when the library loads, before numpy and torch).
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
@@ -154,7 +159,9 @@ def main(argv: List[str] | None = None) -> int:
         if diffs:
             blas = os.path.realpath("/etc/alternatives/libblas.so.3-x86_64-linux-gnu")
             print("tiny bundle differs from the committed one: " + ", ".join(diffs) +
-                  f" (the committed one was made with OpenBLAS, libopenblas0-openmp, one thread; "
+                  f" (the committed one was made with OpenBLAS, libopenblas0-openmp, one thread, "
+                  f"its Haswell kernels; this run: OPENBLAS_CORETYPE="
+                  f"{os.environ.get('OPENBLAS_CORETYPE', '')}, "
                   f"this machine's BLAS is {blas})")
             return 1
         print("tiny bundle and goldens regenerate identically")

@@ -30,6 +30,19 @@ from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
 from unibiomed_ref.tiny import training_forward
+from unibiomed_ref.vision import VisionEncoder, pixel_shuffle
+
+
+def patches_and_tokens(encoder: VisionEncoder, tiles: torch.Tensor
+                       ) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """One pass of the exported vision encoder kept open where the pixel shuffle starts: the
+    patch features [N, side*side, C] (CLS dropped, row-major), the vision tokens [N, T, D] (as
+    ``encoder(tiles)``) and ``side``, the patches per side of a tile."""
+    side = tiles.shape[2] // encoder.patch_size
+    patches = encoder.vision_model(tiles)[:, 1:, :]
+    grid = pixel_shuffle(patches.reshape(patches.shape[0], side, side, patches.shape[2]),
+                         encoder.r)
+    return patches, encoder.mlp1(grid.reshape(grid.shape[0], -1, grid.shape[3])), side
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -237,10 +250,7 @@ class Trainer:
         if tiles.shape[0] != len(cases):
             raise ValueError(f"vision phase: {tiles.shape[0]} tiles for {len(cases)} slices "
                              "(the demo model sees one tile a slice)")
-        encoder = self.parts["vision_encoder"]
-        side = tiles.shape[2] // encoder.patch_size
-        patches = encoder.patches(tiles)
-        tokens = encoder.project(patches, side, side)
+        patches, tokens, side = patches_and_tokens(self.parts["vision_encoder"], tiles)
         losses = [self._token_loss(tokens[i], c, self.opts.vision_lesion_touch)
                   for i, c in enumerate(cases)]
         loss = torch.stack([a for a, _ in losses]).mean()
@@ -267,11 +277,9 @@ class Trainer:
         n_lesion = n_normal = 0
         for _ in range(cases):
             case = sampler.image_case(seg_turns=0, lesion_rate=0.75)
-            encoder = self.parts["vision_encoder"]
-            tiles = vision_tiles(PRE.grey_to_rgb(case.pictures[0]), self.s)
-            side = tiles.shape[2] // encoder.patch_size
-            patches = encoder.patches(tiles)
-            tokens = encoder.project(patches, side, side)[0]
+            patches, tokens, side = patches_and_tokens(
+                self.parts["vision_encoder"], vision_tiles(PRE.grey_to_rgb(case.pictures[0]), self.s))
+            tokens = tokens[0]
             guess = LOCATIONS[int(self.location_head(tokens).mean(0).argmax())]
             truth = LOCATIONS[location_index(case)]
             if truth == "none":

@@ -61,7 +61,8 @@ class EvaluationArithmetic(unittest.TestCase):
                       "unseen_subject": {"x.png": 0.7},
                       "lesions": {"cases": 2, "location_rate": 0.5, "lesion_dice": 0.4}}
             model_card.write(tmp, report)
-            text = open(os.path.join(tmp, "MODEL_CARD.md"), encoding="utf-8").read()
+            with open(os.path.join(tmp, "MODEL_CARD.md"), encoding="utf-8") as f:
+                text = f.read()
             self.assertNotIn("old", text)
             self.assertTrue(text.startswith("# card\n") and text.endswith("tail\n"))
             self.assertIn("| brain (large) | 0.900 | 0.880 | 3 |", text)
@@ -146,7 +147,7 @@ if __name__ == "__main__":
 class LesionTerms(unittest.TestCase):
     """The vision phase's lesion terms (train --lesion-location, --lesion-patches)."""
 
-    def test_patch_features_project_to_the_exported_tokens(self) -> None:
+    def test_patch_features_and_tokens_match_the_export(self) -> None:
         import torch
 
         import make_demo_model
@@ -156,12 +157,15 @@ class LesionTerms(unittest.TestCase):
         ck = make_demo_model.bundle_checkpoint(BUNDLE)
         model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["model"])
+        from demo.train import patches_and_tokens
+
         encoder = model.export_parts()["vision_encoder"].eval()
         tiles = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
         with torch.no_grad():
-            patches = encoder.patches(tiles)
+            patches, tokens, side = patches_and_tokens(encoder, tiles)
+            self.assertEqual(side, 16)
             self.assertEqual(tuple(patches.shape), (2, 256, model.config.vision.hidden_size))
-            torch.testing.assert_close(encoder.project(patches, 16, 16), encoder(tiles))
+            torch.testing.assert_close(tokens, encoder(tiles), rtol=0, atol=0)
 
     def test_vision_step_trains_the_lesion_heads(self) -> None:
         import torch
@@ -190,6 +194,10 @@ class LesionTerms(unittest.TestCase):
         subjects = [anatomy.ch2_subject(DATA)]
         opts = TrainOptions(lesion_location=1.0, lesion_patches=1.0, vision_pictures=4,
                             vision_lesion_rate=1.0)
+        from unibiomed_ref.sam2 import mask_decoder
+
+        # the Trainer swaps in training kernels process-wide; later tests script the export form
+        self.addCleanup(setattr, mask_decoder, "_deconv2x2", mask_decoder._deconv2x2)
         trainer = Trainer(model, tok, settings, Sampler(subjects, P.ChatSettings(), False, 3),
                           opts)
         before = [trainer.patch_head.weight.detach().clone(),

@@ -281,15 +281,9 @@ class VisionEncoder(nn.Module):
         self.r = config.shuffle_factor
 
     def forward(self, pixel_values: Tensor) -> Tensor:
-        return self.project(self.patches(pixel_values), pixel_values.shape[2] // self.patch_size,
-                            pixel_values.shape[3] // self.patch_size)
-
-    def patches(self, pixel_values: Tensor) -> Tensor:
-        """The encoder's patch features [N, h*w, C] (CLS dropped), row-major."""
-        return self.vision_model(pixel_values)[:, 1:, :]
-
-    def project(self, tokens: Tensor, h: int, w: int) -> Tensor:
-        """Patch features [N, h*w, C] -> vision tokens [N, T, D] (pixel shuffle, mlp1)."""
+        h = pixel_values.shape[2] // self.patch_size
+        w = pixel_values.shape[3] // self.patch_size
+        tokens = self.vision_model(pixel_values)[:, 1:, :]  # drop CLS: [N, h*w, C]
         grid = tokens.reshape(tokens.shape[0], h, w, tokens.shape[2])
         shuffled = pixel_shuffle(grid, self.r)
         shuffled = shuffled.reshape(shuffled.shape[0], -1, shuffled.shape[3])

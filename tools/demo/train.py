@@ -114,9 +114,9 @@ class Trainer:
         self.location_head = torch.nn.Linear(model.config.language.hidden_size,
                                              len(LOCATIONS))
         self.patch_head = torch.nn.Linear(model.config.vision.hidden_size, 1)
-        params = [p for p in model.parameters() if p.requires_grad] + \
-            list(self.token_head.parameters()) + list(self.location_head.parameters()) + \
-            list(self.patch_head.parameters())
+        # the training-only heads (not exported), trained with the model
+        self.heads = torch.nn.ModuleList([self.token_head, self.location_head, self.patch_head])
+        params = [p for p in model.parameters() if p.requires_grad] + list(self.heads.parameters())
         decay = [p for p in params if p.ndim >= 2]
         other = [p for p in params if p.ndim < 2] + [self.codes]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
@@ -204,9 +204,7 @@ class Trainer:
             return {"skipped": 1.0, "seconds": time.perf_counter() - t0}
         total.backward()
         params = [p for p in self.model.parameters() if p.grad is not None] + \
-            [p for p in [self.codes, *self.token_head.parameters(),
-                         *self.location_head.parameters(), *self.patch_head.parameters()]
-             if p.grad is not None]
+            [p for p in [self.codes, *self.heads.parameters()] if p.grad is not None]
         if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, self.opts.clip)):
             self.opt.zero_grad(set_to_none=True)
             return {"skipped": 1.0, "seconds": time.perf_counter() - t0}

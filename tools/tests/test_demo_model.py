@@ -147,17 +147,27 @@ if __name__ == "__main__":
 class LesionTerms(unittest.TestCase):
     """The vision phase's lesion terms (train --lesion-location, --lesion-patches)."""
 
+    @classmethod
+    def setUpClass(cls) -> None:
+        import make_demo_model
+        from unibiomed_ref.config import ModelConfig
+
+        cls.checkpoint = make_demo_model.bundle_checkpoint(BUNDLE)
+        cls.config = ModelConfig.from_dict(cls.checkpoint["config"])
+
+    def model(self):
+        from unibiomed_ref.model import UniBiomedModel
+
+        model = UniBiomedModel(self.config)
+        model.load_state_dict(self.checkpoint["model"])
+        return model
+
     def test_patch_features_and_tokens_match_the_export(self) -> None:
         import torch
 
-        import make_demo_model
-        from unibiomed_ref.config import ModelConfig
-        from unibiomed_ref.model import UniBiomedModel
-
-        ck = make_demo_model.bundle_checkpoint(BUNDLE)
-        model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
-        model.load_state_dict(ck["model"])
         from demo.train import patches_and_tokens
+
+        model = self.model()
 
         encoder = model.export_parts()["vision_encoder"].eval()
         tiles = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
@@ -176,18 +186,14 @@ class LesionTerms(unittest.TestCase):
         from demo.token_labels import LOCATIONS, cell_shares
         from demo.train import Trainer, TrainOptions
         from unibiomed_ref import prompt as P
-        from unibiomed_ref.config import ModelConfig
-        from unibiomed_ref.model import UniBiomedModel
         from unibiomed_ref.tokenizer import load_tokenizer
 
         shares = cell_shares(np.pad(np.ones((14, 28), bool), ((0, 210), (0, 196))), 16)
         self.assertEqual(shares[:3].tolist(), [1.0, 1.0, 0.0])  # two full patches, row-major
         self.assertEqual(float(shares.sum()), 2.0)
 
-        ck = make_demo_model.bundle_checkpoint(BUNDLE)
-        config = ModelConfig.from_dict(ck["config"])
-        model = UniBiomedModel(config)
-        model.load_state_dict(ck["model"])
+        config = self.config
+        model = self.model()
         tok = load_tokenizer("sentencepiece", os.path.join(BUNDLE, "tokenizer.model"),
                              list(P.ADDED_TOKENS))
         settings = make_demo_model.demo_settings(config, tok.token_to_id("</s>"))

@@ -210,10 +210,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                         lesion_patches=args.lesion_patches,
                         absent_per_picture=args.absent_codes,
                         language_lesion_rate=args.language_lesion_rate,
-                        fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate)
+                        fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate,
+                        synthetic_lesions=args.synthetic_lesions,
+                        language_text_turns=args.text_turns)
     runs_before = len(init.get("history", [])) if init else 0
-    trainer = Trainer(model, tokenizer, settings,
-                      Sampler(subs, CHAT, False, SEED + runs_before + (1 if init else 0)), opts)
+    sampler = Sampler(subs, CHAT, False, SEED + runs_before + (1 if init else 0))
+    sampler.synthetic_lesions = opts.synthetic_lesions
+    trainer = Trainer(model, tokenizer, settings, sampler, opts)
     if "training" in init:
         trainer.load_training_state(init["training"])
     elif init:  # a bundle keeps no codes: each is its target's mean [SEG] embedding
@@ -242,6 +245,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --lesion-location {args.lesion_location:g}" if args.lesion_location
                   else "")
                + (f" --lesion-patches {args.lesion_patches:g}" if args.lesion_patches else "")
+               + (f" --synthetic-lesions {args.synthetic_lesions:g}"
+                  if args.synthetic_lesions != 1.0 else "")
+               + (f" --text-turns {args.text_turns}" if args.text_turns != 1 else "")
                + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
                + ((f" --init {args.init}" if from_bundle else " --init PREVIOUS/checkpoint.pt")
@@ -260,11 +266,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                "history": earlier + [run_record(command, phase_steps, trainer.step_no,
                                                 minutes)]})
 
+    def held_out(seed: int) -> Sampler:
+        """Held-out slices, their lesions in the scans' own rendering (as the bar counts)."""
+        sampler = Sampler(subs, CHAT, True, seed)
+        sampler.synthetic_lesions = 0.0
+        return sampler
+
     def probe(reports: bool = False, tokens: bool = False) -> None:
         model.eval()
         if tokens:  # what the image tokens tell of held-out lesions (a fixed draw)
             with torch.no_grad():
-                told = trainer.location_probe(Sampler(subs, CHAT, True, SEED + 11))
+                told = trainer.location_probe(held_out(SEED + 11))
             say("probe tokens: " + ", ".join(f"{k} {v:.2f}" for k, v in told.items()))
         for name, case in probes:
             dice = trainer.probe(case)
@@ -274,8 +286,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             from demo.evaluate import lesion_reports
 
             with torch.no_grad():
-                les = lesion_reports(model.parts(), tokenizer, settings,
-                                     Sampler(subs, CHAT, True, SEED + 7), 16)
+                les = lesion_reports(model.parts(), tokenizer, settings, held_out(SEED + 7), 16)
             say(f"probe reports: lesion place {les['location_rate']:.2f}, side "
                 f"{les['side_rate']:.2f}, lesion claimed on normal slices "
                 f"{les['false_positive_rate']:.2f}")
@@ -470,6 +481,11 @@ def main(argv: List[str] | None = None) -> int:
                    help="weight of the token labels' lesion-location term (0: off)")
     p.add_argument("--lesion-patches", type=float, default=0.0,
                    help="weight of the vision phase's lesion-patch term (0: off)")
+    p.add_argument("--synthetic-lesions", type=float, default=1.0,
+                   help="share of lesion slices that may show a synthetic contrast (the others "
+                        "show the scan's own rendering)")
+    p.add_argument("--text-turns", type=int, default=1, choices=(1, 2, 3),
+                   help="report, diagnose and VQA turns per slice of the vision-language phase")
     p.add_argument("--fact-weight", type=float, default=1.0,
                    help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,

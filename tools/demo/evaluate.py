@@ -105,10 +105,16 @@ class Evaluator:
             out[name] = dice(pred, gt)
         return out
 
-    def lesions(self, cases: int) -> Dict[str, object]:
-        return lesion_reports(self.parts, self.tok, self.settings,
-                              Sampler(list(self.subjects.values()), self.chat, True,
-                                      EVAL_SEED + 1), cases)
+    def lesions(self, cases: int, synthetic: bool = False) -> Dict[str, object]:
+        """Reports on held-out slices with synthetic lesions inserted into the scans as they
+        are stored (MR) or windowed (CT), as the issue's bar counts them; or, ``synthetic``,
+        painted onto synthetic contrasts of them."""
+        sampler = Sampler(list(self.subjects.values()), self.chat, True,
+                          EVAL_SEED + (2 if synthetic else 1))
+        if synthetic:
+            return lesion_reports(self.parts, self.tok, self.settings, sampler, cases, "synth")
+        sampler.synthetic_lesions = 0.0
+        return lesion_reports(self.parts, self.tok, self.settings, sampler, cases)
 
 
 def report_row(parts, tok, settings, case) -> Dict[str, object]:
@@ -137,16 +143,17 @@ def claims_lesion(text: str) -> bool:
     return "lesion" in text and not text.startswith("No")
 
 
-def lesion_reports(parts, tok, settings, sampler: Sampler, cases: int) -> Dict[str, object]:
-    """Synthetic lesions on held-out slices: does the report name the right side and region,
-    how well does its mask cover the lesion; and on half as many held-out slices without a
-    lesion, how often does the report claim one."""
+def lesion_reports(parts, tok, settings, sampler: Sampler, cases: int,
+                   mode: Optional[str] = None) -> Dict[str, object]:
+    """Synthetic lesions on held-out slices (rendered by ``mode``, or as the sampler draws):
+    does the report name the right side and region, how well does its mask cover the lesion;
+    and on half as many held-out slices without a lesion, how often does the report claim one."""
     rows = []
     for _ in range(cases):
-        case = sampler.image_case(lesion_rate=1.0)
+        case = sampler.image_case(lesion_rate=1.0, mode=mode)
         if case.facts["lesion"] is not None:
             rows.append(report_row(parts, tok, settings, case))
-    normal = [report_row(parts, tok, settings, sampler.image_case(lesion_rate=0.0))
+    normal = [report_row(parts, tok, settings, sampler.image_case(lesion_rate=0.0, mode=mode))
               for _ in range(cases // 2)]
     n = len(rows)
     dices = [r["dice"] for r in rows if "dice" in r]
@@ -210,6 +217,7 @@ def run(bundle: str, data_dir: str, subjects: Sequence[Subject], engine: Optiona
     log("synthetic contrast done")
     report["unseen_subject"] = ev.unseen_subject(data_dir)
     report["lesions"] = ev.lesions(lesion_cases)
+    report["lesions_synthetic_contrast"] = ev.lesions(lesion_cases, synthetic=True)
     log("lesions done")
     if engine:
         report["volumes"] = volume_runs(engine, bundle, data_dir, ev.subjects)

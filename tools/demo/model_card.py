@@ -20,6 +20,16 @@ def _structures(table: Dict[str, Dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _lesion_line(les: Dict[str, object], where: str) -> str:
+    return (f"\n**Synthetic lesions {where}** ({les['cases']} cases): the report names the "
+            f"right side and region in {100 * les['location_rate']:.1f}%; mean Dice of its "
+            f"lesion mask {les['lesion_dice']:.3f}"
+            + (f"; the side alone is right in {100 * les['side_rate']:.1f}%. On "
+               f"{les['normal_cases']} held-out slices without a lesion the report claims one "
+               f"in {100 * les['false_positive_rate']:.1f}%." if "normal_cases" in les
+               else "."))
+
+
 def figures(report: Dict[str, object]) -> str:
     """The card's figures as markdown (also what `evaluate` prints)."""
     out = []
@@ -40,14 +50,12 @@ def figures(report: Dict[str, object]) -> str:
     unseen = report["unseen_subject"]
     out.append("\n**Another scan** (ITK slices, 'right lateral ventricle' against ITK's "
                "ventricle model): " + ", ".join(f"{k} Dice {v:.3f}" for k, v in unseen.items()))
-    les = report["lesions"]
-    out.append(f"\n**Synthetic lesions on held-out slices** ({les['cases']} cases): the report "
-               f"names the right side and region in {100 * les['location_rate']:.1f}%; mean "
-               f"Dice of its lesion mask {les['lesion_dice']:.3f}"
-               + (f"; the side alone is right in {100 * les['side_rate']:.1f}%. On "
-                  f"{les['normal_cases']} held-out slices without a lesion the report claims "
-                  f"one in {100 * les['false_positive_rate']:.1f}%." if "normal_cases" in les
-                  else "."))
+    for key, where in (("lesions", "inserted into held-out slices of the scans (as stored, or "
+                                   "CT-windowed)"),
+                       ("lesions_synthetic_contrast", "on held-out slices in a synthetic "
+                                                      "contrast")):
+        if key in report:
+            out.append(_lesion_line(report[key], where))
     if "volumes" in report:
         out.append("\n**Whole volumes through `unibiomed interpret`** (3-D Dice on the input "
                    "grid; frames the language model sees by rule)\n")

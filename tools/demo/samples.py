@@ -74,6 +74,10 @@ class Sampler:
         self.midline = {s.name: float(np.argwhere(s.structures["brain"])[:, 0].mean())
                         for s in subjects}
         self.mr_range = {s.name: slices.mr_range(s.image) for s in subjects}
+        # The share of lesion cases that may be drawn on a synthetic contrast; the others are
+        # rendered from the scan itself (the lesion inserted into the real scan). 1: any
+        # rendering, as the shipped model was trained.
+        self.synthetic_lesions = 1.0
 
     # -- rendering -------------------------------------------------------------------------
     def _slab(self, subject: Subject, ks: Sequence[int], lesion: Optional[synth.Lesion],
@@ -172,11 +176,19 @@ class Sampler:
             return "window" if r < 0.6 else "synth"
         return "stored" if r < 0.35 else ("percentile" if r < 0.45 else "synth")
 
+    def real_mode(self, subject: Subject) -> str:
+        """A rendering of the scan's own values: a CT window, or the MR's stored values or
+        percentile range (in the proportions of ``render_mode``)."""
+        if subject.modality == "CT":
+            return "window"
+        return "stored" if self.rng.random() < 0.35 / 0.45 else "percentile"
+
     def image_case(self, subject: Optional[Subject] = None, k: Optional[int] = None,
                    lesion_rate: float = 0.6, mode: Optional[str] = None,
-                   seg_turns: int = 2) -> Case:
+                   seg_turns: int = 2, text_turns: int = 1) -> Case:
         """One slice with ``seg_turns`` segmentation turns (distinct targets, so that one step
-        contrasts several targets on the same picture) and one report, diagnose or VQA turn."""
+        contrasts several targets on the same picture) and one report, diagnose or VQA turn (or
+        ``text_turns`` of them, up to 3, the report always among them)."""
         rng = self.rng
         if subject is None or k is None:
             subject, k = self.pick()
@@ -190,6 +202,9 @@ class Sampler:
                     break
             if facts is None:
                 lesion = None
+        if facts is not None and mode == "synth" and self.synthetic_lesions < 1.0 and \
+                rng.random() >= self.synthetic_lesions:
+            mode = self.real_mode(subject)
         pics = self._slab(subject, [k], lesion, mode)
         targets = texts.CT_TARGETS if subject.modality == "CT" else texts.MR_TARGETS
         masks = {t: self._structure(subject, t, [k]) for t in targets}
@@ -207,23 +222,14 @@ class Sampler:
             name = "the lesion" if t == "lesion" else texts.target_text(t, rng)
             turns.append(Turn("segment", texts.user_text(self.chat, "segment", name),
                               texts.SEGMENT_ANSWER, [masks[t]], t))
-        lesion_mask = masks.get("lesion")
-        task = ("report", "diagnose", "vqa")[int(rng.integers(3))]
-        if task == "report":
-            vent = subject.modality == "MR" and masks["lateral ventricles"].sum() >= 150
-            ans = texts.report_answer(rng, subject.modality, facts, vent)
-            seg_masks = [lesion_mask] if facts else ([masks["lateral ventricles"]] if vent else [])
-            turns.append(Turn("report", texts.user_text(self.chat, "report"), ans, seg_masks,
-                              "lesion" if facts else ("lateral ventricles" if vent else "")))
-        elif task == "diagnose":
-            ans = texts.diagnose_answer(rng, subject.modality, facts)
-            turns.append(Turn("diagnose", texts.user_text(self.chat, "diagnose"), ans,
-                              [lesion_mask] if facts else [], "lesion" if facts else ""))
-        else:
-            q, ans = texts.vqa(rng, subject.modality, facts)
-            turns.append(Turn("vqa", texts.user_text(self.chat, "vqa", question=q), ans,
-                              [lesion_mask] * ans.count(P.SEG),
-                              "lesion" if facts and P.SEG in ans else ""))
+        tasks = ("report", "diagnose", "vqa")
+        if text_turns == 1:
+            picked = [tasks[int(rng.integers(3))]]
+        else:  # distinct tasks, the report always among them
+            picked = ["report"] + [tasks[1 + int(i)] for i in rng.permutation(2)]
+            picked = picked[:text_turns]
+        for task in picked:
+            turns.append(self._text_turn(task, subject, masks, facts))
         case = Case(pics.astype(np.uint8), turns,
                     {"subject": subject.name, "slices": [k], "mode": mode,
                      "lesion": None if facts is None else
@@ -231,6 +237,26 @@ class Sampler:
                      "absent": [t for t in targets if not masks[t].any()]},
                     {t: masks[t] for t in present})
         return self._geometry(case)
+
+    def _text_turn(self, task: str, subject: Subject, masks: Dict[str, np.ndarray],
+                   facts: Optional[dict]) -> Turn:
+        """A report, diagnose or VQA turn on a slice with ``masks`` and lesion ``facts``."""
+        rng = self.rng
+        lesion_mask = masks.get("lesion")
+        if task == "report":
+            vent = subject.modality == "MR" and masks["lateral ventricles"].sum() >= 150
+            ans = texts.report_answer(rng, subject.modality, facts, vent)
+            seg_masks = [lesion_mask] if facts else ([masks["lateral ventricles"]] if vent else [])
+            return Turn("report", texts.user_text(self.chat, "report"), ans, seg_masks,
+                        "lesion" if facts else ("lateral ventricles" if vent else ""))
+        if task == "diagnose":
+            ans = texts.diagnose_answer(rng, subject.modality, facts)
+            return Turn("diagnose", texts.user_text(self.chat, "diagnose"), ans,
+                        [lesion_mask] if facts else [], "lesion" if facts else "")
+        q, ans = texts.vqa(rng, subject.modality, facts)
+        return Turn("vqa", texts.user_text(self.chat, "vqa", question=q), ans,
+                    [lesion_mask] * ans.count(P.SEG),
+                    "lesion" if facts and P.SEG in ans else "")
 
     def stack_case(self, frames: int = 3, max_step: int = 3) -> Case:
         """Adjacent slices (step 1 to ``max_step``, upwards or downwards) with one target

@@ -113,9 +113,11 @@ class Trainer:
                                           len(self.target_names))
         self.location_head = torch.nn.Linear(model.config.language.hidden_size,
                                              len(LOCATIONS))
+        self.location_query = torch.nn.Linear(model.config.language.hidden_size, 1)
         self.patch_head = torch.nn.Linear(model.config.vision.hidden_size, 1)
         # the training-only heads (not exported), trained with the model
-        self.heads = torch.nn.ModuleList([self.token_head, self.location_head, self.patch_head])
+        self.heads = torch.nn.ModuleList([self.token_head, self.location_head,
+                                          self.location_query, self.patch_head])
         params = [p for p in model.parameters() if p.requires_grad] + list(self.heads.parameters())
         decay = [p for p in params if p.ndim >= 2]
         other = [p for p in params if p.ndim < 2] + [self.codes]
@@ -141,14 +143,17 @@ class Trainer:
         from a checkpoint."""
         return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict(),
                 "location_head": self.location_head.state_dict(),
+                "location_query": self.location_query.state_dict(),
                 "patch_head": self.patch_head.state_dict()}
 
     def load_training_state(self, state: Dict[str, object]) -> None:
         with torch.no_grad():
             self.codes.copy_(state["codes"])
         self.token_head.load_state_dict(state["token_head"])
-        if "location_head" in state:  # checkpoints before the location term have none
+        # checkpoints before the location term (or its attention form) have none
+        if "location_head" in state and "location_query" in state:
             self.location_head.load_state_dict(state["location_head"])
+            self.location_query.load_state_dict(state["location_query"])
         if "patch_head" in state:
             self.patch_head.load_state_dict(state["patch_head"])
 
@@ -221,7 +226,8 @@ class Trainer:
         step has one text turn per slice case, too few for the model to learn to read the
         lesion's place off the image tokens."""
         t0 = time.perf_counter()
-        cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate)
+        cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate,
+                                         text_turns=self.opts.language_text_turns)
                  for _ in range(self.opts.language_pictures)]
         volumes = [self.sampler.volume_case() for _ in range(self.opts.language_volumes)]
         ce, emb, where, token_loss = self._language(cases)
@@ -278,7 +284,7 @@ class Trainer:
             patches, tokens, side = patches_and_tokens(
                 self.parts["vision_encoder"], vision_tiles(PRE.grey_to_rgb(case.pictures[0]), self.s))
             tokens = tokens[0]
-            guess = LOCATIONS[int(self.location_head(tokens).mean(0).argmax())]
+            guess = LOCATIONS[int(self.location_logits(tokens).argmax())]
             truth = LOCATIONS[location_index(case)]
             if truth == "none":
                 n_normal += 1
@@ -389,10 +395,18 @@ class Trainer:
                                                        pos_weight=weight.clamp(min=1))
             loss = loss + weight_touch * touch
         if self.opts.lesion_location > 0:
-            pooled = self.location_head(tokens).mean(0, keepdim=True)
             where = torch.tensor([location_index(case)])
-            loss = loss + self.opts.lesion_location * F.cross_entropy(pooled, where)
+            loss = loss + self.opts.lesion_location * F.cross_entropy(
+                self.location_logits(tokens)[None], where)
         return loss, touch
+
+    def location_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The location head's logits [len(LOCATIONS)] on one slice's image tokens [T, H], read
+        as an attention head reads them: a softmax over the tokens of a learned score picks the
+        tokens, the head classifies their weighted sum. (The head on the tokens' mean, its first
+        form, never left 'none': the lesion's one or two tokens are a 64th of a mean.)"""
+        weights = torch.softmax(self.location_query(tokens)[:, 0], 0)
+        return self.location_head(weights @ tokens)
 
     def _language(self, cases: Sequence[Case]):
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each

@@ -51,6 +51,11 @@ class TrainOptions:
     language_pictures: int = 8
     language_lesion_rate: float = 0.8
     language_volumes: int = 1
+    # Report, diagnose and VQA turns per slice of the vision-language phase (make_demo_model.py
+    # train --text-turns; 1 as the shipped model was trained): each tells the slice's lesion
+    # facts again in other words, for the price of a row of the language model (the slice's
+    # vision tokens are computed once). One turn a slice gave the place words too few examples.
+    language_text_turns: int = 1
     # Weight of the answer tokens that carry a report's facts in the language model's
     # cross-entropy (1: every token alike, as the shipped model was trained): the first
     # (lesion or not) and those after the first [SEG] (side and region), a few of twenty.
@@ -76,11 +81,18 @@ class TrainOptions:
     lesion_touch: float = 0.0
     # Weight of the lesion-location term of the token labels (0: off, as the shipped model was
     # trained; make_demo_model.py train --lesion-location): a linear head on the slice's image
-    # tokens, its logits averaged over them, must tell the lesion's location (side and region,
-    # or none). The report's place words must be read off the image tokens; the term puts the
-    # place where a sum over the tokens, as attention takes, reads it. (Asking every token for
-    # it, in a 10-min vision phase, taught nothing: the head said 'none' on every slice.)
+    # tokens, read through one attention head (Trainer.location_logits), must tell the lesion's
+    # location (side and region, or none). The report's place words must be read off the image
+    # tokens; the term puts the place where attention, as the language model's, reads it.
+    # (Asking every token for it, in a 10-min vision phase, taught nothing, nor did a head on
+    # the tokens' mean in 45 min: both said 'none' on every slice.)
     lesion_location: float = 0.0
+    # The share of lesion slices that may show a synthetic contrast (make_demo_model.py train
+    # --synthetic-lesions; 1 as the shipped model was trained); the others show the lesion in
+    # the scan's own rendering. On synthetic contrasts every tissue has a random intensity, so a
+    # blob of another grey is an anomaly only to an encoder that knows the anatomy: after 1,198
+    # vision steps the patch head found 29% of held-out lesions there, 70% on the stored T1.
+    synthetic_lesions: float = 1.0
     # Weight of the lesion-patch term of the vision phase (0: off; make_demo_model.py train
     # --lesion-patches): a linear head on the encoder's 16 x 16 patch features, before the pixel
     # shuffle, scores every patch, and a softmax over the patches of a lesion slice must put

@@ -200,6 +200,34 @@ class DemoData(unittest.TestCase):
                     named += 1
         self.assertGreater(named, 5)
 
+    def test_text_turns_tell_one_slice_the_same_facts(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 17)
+        for _ in range(12):
+            case = sampler.image_case(seg_turns=1, lesion_rate=1.0, text_turns=3)
+            tasks = [t.task for t in case.turns]
+            self.assertEqual(tasks[0], "segment")
+            self.assertEqual(sorted(tasks[1:]), ["diagnose", "report", "vqa"])
+            self.assertEqual(tasks[1], "report")
+            lesion = case.facts["lesion"]
+            for turn in case.turns[1:]:
+                self.assertEqual(len(turn.masks), turn.answer.count(P.SEG))
+                if lesion and " in the " in turn.answer:
+                    self.assertIn(f"{lesion['side']} {lesion['region']}", turn.answer)
+        two = sampler.image_case(seg_turns=0, lesion_rate=0.0, text_turns=2)
+        self.assertEqual([t.task for t in two.turns][0], "report")
+        self.assertEqual(len(two.turns), 2)
+
+    def test_lesions_can_be_kept_to_the_scans_own_rendering(self) -> None:
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 19)
+        sampler.synthetic_lesions = 0.0
+        modes = {"lesion": set(), "normal": set()}
+        for _ in range(40):
+            case = sampler.image_case(seg_turns=0, lesion_rate=0.5)
+            modes["lesion" if case.facts["lesion"] else "normal"].add(case.facts["mode"])
+        self.assertNotIn("synth", modes["lesion"])
+        self.assertTrue(modes["lesion"] >= {"stored", "window"})
+        self.assertIn("synth", modes["normal"])  # slices without a lesion keep every rendering
+
     def test_lesions_stand_out_from_the_parenchyma(self) -> None:
         """A hyperintense lesion is brighter than the tissue around it, a hypointense one darker,
         in every rendering (a lesion scaled from dark CSF under it was invisible)."""

@@ -59,13 +59,17 @@ class EvaluationArithmetic(unittest.TestCase):
                               "location_rate": 0.85},
                       "held_out_slices": held, "held_out_synthetic_contrast": held,
                       "unseen_subject": {"x.png": 0.7},
-                      "lesions": {"cases": 2, "location_rate": 0.5, "lesion_dice": 0.4}}
+                      "lesions": {"cases": 2, "location_rate": 0.5, "lesion_dice": 0.4},
+                      "lesions_synthetic_contrast": {"cases": 3, "location_rate": 0.0,
+                                                     "lesion_dice": 0.1}}
             model_card.write(tmp, report)
             with open(os.path.join(tmp, "MODEL_CARD.md"), encoding="utf-8") as f:
                 text = f.read()
             self.assertNotIn("old", text)
             self.assertTrue(text.startswith("# card\n") and text.endswith("tail\n"))
             self.assertIn("| brain (large) | 0.900 | 0.880 | 3 |", text)
+            self.assertIn("(2 cases): the report names the right side and region in 50.0%", text)
+            self.assertIn("synthetic contrast** (3 cases)", text)
             self.assertTrue(os.path.exists(os.path.join(tmp, "eval.json")))
         finally:
             shutil.rmtree(tmp)
@@ -206,15 +210,22 @@ class LesionTerms(unittest.TestCase):
         self.addCleanup(setattr, mask_decoder, "_deconv2x2", mask_decoder._deconv2x2)
         trainer = Trainer(model, tok, settings, Sampler(subjects, P.ChatSettings(), False, 3),
                           opts)
-        before = [trainer.patch_head.weight.detach().clone(),
-                  trainer.location_head.weight.detach().clone()]
+        heads = (trainer.patch_head, trainer.location_head, trainer.location_query)
+        before = [head.weight.detach().clone() for head in heads]
         stats = trainer.vision_step(1e-3)
         self.assertNotIn("skipped", stats)
         self.assertGreater(stats["patches"], 0.0)  # cross-entropy over 256 patches
         self.assertLess(stats["patches"], 2 * np.log(256))
-        for old, head in zip(before, (trainer.patch_head, trainer.location_head)):
+        for old, head in zip(before, heads):
             self.assertFalse(torch.equal(old, head.weight))
         probe = trainer.location_probe(Sampler(subjects, P.ChatSettings(), True, 4), cases=4)
         self.assertEqual(set(probe), {"location", "side", "normal", "top token", "top patch"})
         self.assertTrue(all(0.0 <= v <= 1.0 for v in probe.values()))
         self.assertEqual(len(LOCATIONS), 1 + 2 * 9)
+        tokens = torch.randn(64, config.language.hidden_size)
+        logits = trainer.location_logits(tokens)
+        self.assertEqual(tuple(logits.shape), (len(LOCATIONS),))
+        # read through attention: the tokens' order does not matter, their content does
+        torch.testing.assert_close(trainer.location_logits(tokens.flip(0)), logits)
+        state = trainer.training_state()
+        self.assertIn("location_query", state)

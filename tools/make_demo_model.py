@@ -202,6 +202,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init:
         model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
+    if args.fold_layer_scale:
+        from demo.train import fold_layer_scale
+
+        fold_layer_scale(model.export_parts()["vision_encoder"])
+        say("vision layer scales folded into their projections")
     model.train()
     budget = args.minutes * 60.0
     opts = TrainOptions(steps=args.max_steps, seed=SEED, lr=args.lr,
@@ -250,6 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --text-turns {args.text_turns}" if args.text_turns != 1 else "")
                + (f" --fact-weight {args.fact_weight:g}" if args.fact_weight != 1.0 else "")
                + (f" --absent-codes {args.absent_codes}" if args.absent_codes else "")
+               + (" --fold-layer-scale" if args.fold_layer_scale else "")
                + ((f" --init {args.init}" if from_bundle else " --init PREVIOUS/checkpoint.pt")
                   if init else ""))
     earlier = checkpoint_history(init) if init else []
@@ -490,6 +496,8 @@ def main(argv: List[str] | None = None) -> int:
                    help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,
                    help="codes of absent structures decoded per picture (0: off)")
+    p.add_argument("--fold-layer-scale", action="store_true",
+                   help="fold the vision layers' layer scales into their projections (ls 1)")
     p.add_argument("--max-steps", type=int, default=100000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=6e-4)

@@ -45,6 +45,21 @@ def patches_and_tokens(encoder: VisionEncoder, tiles: torch.Tensor
     return patches, encoder.mlp1(grid.reshape(grid.shape[0], -1, grid.shape[3])), side
 
 
+@torch.no_grad()
+def fold_layer_scale(encoder: VisionEncoder) -> None:
+    """Fold each vision layer's layer scale into the projection before it and set it to 1: the
+    same function (x + (W a + b) * ls == x + (ls W) a + ls b), but the output projections'
+    updates are no longer damped by the scale. The demo encoder was trained from ls 0.1
+    (InternViT's initial value): after ~2,000 steps it was still 0.10-0.12, every block adding a
+    tenth of its output to a residual stream held by the position embedding (std 1), an almost
+    linear encoder that found held-out lesions on 41% of slices after 1,200 vision steps."""
+    for layer in encoder.vision_model.encoder.layers:
+        for scale, proj in ((layer.ls1, layer.attn.proj), (layer.ls2, layer.mlp.fc2)):
+            proj.weight.mul_(scale[:, None])
+            proj.bias.mul_(scale)
+            scale.fill_(1.0)
+
+
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
                             bias: torch.Tensor | None) -> torch.Tensor:
     """fp32 ConvTranspose2d (kernel 2, stride 2). The export keeps the reference's matmul form

@@ -181,6 +181,28 @@ class LesionTerms(unittest.TestCase):
             self.assertEqual(tuple(patches.shape), (2, 256, model.config.vision.hidden_size))
             torch.testing.assert_close(tokens, encoder(tiles), rtol=0, atol=0)
 
+    def test_folding_the_layer_scales_keeps_the_tokens(self) -> None:
+        import torch
+
+        from demo.train import fold_layer_scale
+
+        encoder = self.model().export_parts()["vision_encoder"].eval()
+        layers = encoder.vision_model.encoder.layers
+        gen = torch.Generator().manual_seed(4)
+        with torch.no_grad():  # scales as a model trained from InternViT's 0.1 has them
+            for layer in layers:
+                layer.ls1.copy_(0.05 + 0.15 * torch.rand(layer.ls1.shape, generator=gen))
+                layer.ls2.copy_(0.05 + 0.15 * torch.rand(layer.ls2.shape, generator=gen))
+        tiles = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            before = encoder(tiles)
+            fold_layer_scale(encoder)
+            after = encoder(tiles)
+        for layer in layers:
+            self.assertEqual(float((layer.ls1 - 1).abs().max()), 0.0)
+            self.assertEqual(float((layer.ls2 - 1).abs().max()), 0.0)
+        torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
     def test_vision_step_trains_the_lesion_heads(self) -> None:
         import torch
 

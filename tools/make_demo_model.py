@@ -213,6 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         warmup=50 if args.init else 200, lesion_touch=args.lesion_touch,
                         lesion_location=args.lesion_location,
                         lesion_patches=args.lesion_patches,
+                        lesion_attention=args.lesion_attention,
                         absent_per_picture=args.absent_codes,
                         language_lesion_rate=args.language_lesion_rate,
                         fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate,
@@ -250,6 +251,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --lesion-location {args.lesion_location:g}" if args.lesion_location
                   else "")
                + (f" --lesion-patches {args.lesion_patches:g}" if args.lesion_patches else "")
+               + (f" --lesion-attention {args.lesion_attention:g}" if args.lesion_attention
+                  else "")
                + (f" --synthetic-lesions {args.synthetic_lesions:g}"
                   if args.synthetic_lesions != 1.0 else "")
                + (f" --text-turns {args.text_turns}" if args.text_turns != 1 else "")
@@ -487,6 +490,9 @@ def main(argv: List[str] | None = None) -> int:
                    help="weight of the token labels' lesion-location term (0: off)")
     p.add_argument("--lesion-patches", type=float, default=0.0,
                    help="weight of the vision phase's lesion-patch term (0: off)")
+    p.add_argument("--lesion-attention", type=float, default=0.0,
+                   help="weight of the lesion-attention term: a language-model head looks at "
+                        "the lesion's image tokens from the answers about it (0: off)")
     p.add_argument("--synthetic-lesions", type=float, default=1.0,
                    help="share of lesion slices that may show a synthetic contrast (the others "
                         "show the scan's own rendering)")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from demo import texts
+from demo.lesion_attention import attention_loss, forward_with_head
 from demo.samples import Case, Sampler
 from demo.token_labels import LOCATIONS, cell_shares, location_index
 from demo.train_options import TrainOptions
@@ -29,7 +30,6 @@ from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_ti
 from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
-from unibiomed_ref.tiny import training_forward
 from unibiomed_ref.vision import VisionEncoder, pixel_shuffle
 
 
@@ -141,6 +141,7 @@ class Trainer:
         self.step_no = 0
         self.skipped: List[object] = []  # facts of the cases of steps with a non-finite loss
         self.low = settings.sam_image_size // 4
+        self.attention_head = (opts.attention_layer, opts.attention_head)
 
     def lr_at(self, step: int) -> float:
         o = self.opts
@@ -245,7 +246,7 @@ class Trainer:
                                          text_turns=self.opts.language_text_turns)
                  for _ in range(self.opts.language_pictures)]
         volumes = [self.sampler.volume_case() for _ in range(self.opts.language_volumes)]
-        ce, emb, where, token_loss = self._language(cases)
+        ce, emb, where, aux = self._language(cases)
         # the volumes in a batch of their own (their rows are five tiles long: padding the
         # slices' rows to them would cost three times the step)
         _, vemb, vwhere, _ = self._language(volumes) if volumes else (None, emb[:0], [], None)
@@ -255,8 +256,12 @@ class Trainer:
         named = [(i, self.name_index[t]) for i, t in enumerate(targets) if t in self.name_index]
         distill = F.mse_loss(emb[[i for i, _ in named]],
                              self.codes[[t for _, t in named]].detach()) if named else ce * 0
-        total = ce + self.opts.distill * distill + self.opts.token_labels * token_loss
-        return self._apply(total, lr, t0, {"ce": ce, "distill": distill, "tokens": token_loss})
+        total = ce + self.opts.distill * distill + self.opts.token_labels * aux["tokens"] + \
+            self.opts.lesion_attention * aux["attention"]
+        stats = {"ce": ce, "distill": distill, "tokens": aux["tokens"]}
+        if self.opts.lesion_attention > 0:
+            stats["attention"] = aux["attention"]
+        return self._apply(total, lr, t0, stats)
 
     def vision_step(self, lr: float) -> Dict[str, float]:
         """One step of the vision phase: the vision encoder, projector and token head on the
@@ -439,6 +444,7 @@ class Trainer:
         tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
         owner_t = torch.tensor(owner)
         rows, targets, weights, segs, token_losses = [], [], [], [], []
+        looks = []  # (row, query positions, lesion share of each image token, their positions)
         for ci, case in enumerate(cases):
             tokens_c = tokens_all[owner_t == ci]
             if case.labels and tokens_c.shape[0] == 1:
@@ -455,6 +461,14 @@ class Trainer:
                                          self.context_id)[0])
                 targets.append([-100] * (len(prompt) - 1) + answer + [-100])
                 weights.append([1.0] * len(targets[-1]))
+                if self.opts.lesion_attention > 0 and turn.task != "segment" and \
+                        "lesion" in case.labels and tokens_c.shape[0] == 1:
+                    share = cell_shares(case.labels["lesion"][0],
+                                        int(round(math.sqrt(tokens_c.shape[1]))))
+                    if share.sum() > 0:
+                        looks.append((len(rows) - 1,
+                                      range(len(prompt) - 1, len(prompt) + len(answer) - 1),
+                                      share, (ids == self.context_id).nonzero()[:, 0].tolist()))
                 if turn.task != "segment" and self.opts.fact_weight != 1.0:
                     # the tokens that carry the facts: the first (is there a lesion) and those
                     # after the first [SEG] (its side and region)
@@ -472,7 +486,8 @@ class Trainer:
         batch = torch.stack([F.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows])
         tgt = torch.tensor([t + [-100] * (length - len(t)) for t in targets])
         wts = torch.tensor([w + [0.0] * (length - len(w)) for w in weights]) * (tgt != -100)
-        logits, hidden = training_forward(self.model.language_model, batch)
+        logits, hidden, probs = forward_with_head(self.model.language_model, batch,
+                                                  *self.attention_head)
         per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
                                     ignore_index=-100, reduction="none")
         ce = (per_token * wts.reshape(-1)).sum() / wts.sum().clamp(min=1.0)
@@ -481,8 +496,9 @@ class Trainer:
             emb = parts["grounding_projector"](h)
         else:
             emb = hidden.new_zeros(0, self.model.config.grounding.out_dim)
-        token_loss = torch.stack(token_losses).mean() if token_losses else ce * 0
-        return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs], token_loss
+        aux = {"tokens": torch.stack(token_losses).mean() if token_losses else ce * 0,
+               "attention": attention_loss(probs, looks)}
+        return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs], aux
 
     def step(self) -> Dict[str, float]:
         t0 = time.perf_counter()
@@ -491,7 +507,8 @@ class Trainer:
             self.sampler.image_case(seg_turns=n)
         cases = [self.sampler.image_case(seg_turns=n), second, self.sampler.stack_case()]
         extra = [self.sampler.image_case(seg_turns=0) for _ in range(self.opts.extra_pictures)]
-        ce, emb, where, token_loss = self._language(cases)
+        ce, emb, where, aux = self._language(cases)
+        token_loss = aux["tokens"]
         enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
                              self.parts["sam_tracker"])
         # the frame each case's [SEG] masks are decoded on: the first, or for a volume case
@@ -527,7 +544,8 @@ class Trainer:
         total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
                  + track["mask"] + track["iou"] + 0.5 * track["object"]
                  + self.opts.code_weight * (code["mask"] + code["iou"] + 0.5 * code["object"])
-                 + self.opts.distill * distill + self.opts.token_labels * token_loss)
+                 + self.opts.distill * distill + self.opts.token_labels * token_loss
+                 + self.opts.lesion_attention * aux["attention"])
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step_no)
         self.opt.zero_grad(set_to_none=True)

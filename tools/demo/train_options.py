@@ -87,6 +87,14 @@ class TrainOptions:
     # (Asking every token for it, in a 10-min vision phase, taught nothing, nor did a head on
     # the tokens' mean in 45 min: both said 'none' on every slice.)
     lesion_location: float = 0.0
+    # Weight of the lesion-attention term (0: off, as the shipped model was trained;
+    # make_demo_model.py train --lesion-attention; demo/lesion_attention.py): one head of one
+    # language-model layer (attention_layer, attention_head) must look, from every answer token
+    # of a report, diagnose or VQA turn about a slice with a lesion, at the image tokens that
+    # cover the lesion (cross-entropy against their share of it).
+    lesion_attention: float = 0.0
+    attention_layer: int = 1
+    attention_head: int = 0
     # The share of lesion slices that may show a synthetic contrast (make_demo_model.py train
     # --synthetic-lesions; 1 as the shipped model was trained); the others show the lesion in
     # the scan's own rendering. On synthetic contrasts every tissue has a random intensity, so a

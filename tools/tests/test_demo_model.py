@@ -251,3 +251,106 @@ class LesionTerms(unittest.TestCase):
         torch.testing.assert_close(trainer.location_logits(tokens.flip(0)), logits)
         state = trainer.training_state()
         self.assertIn("location_query", state)
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(BUNDLE, "manifest.json")), "models/default missing")
+class LesionAttention(unittest.TestCase):
+    """The lesion-attention term (train --lesion-attention): the head it reads is the layer's
+    own, and its loss is the cross-entropy of that head's attention on the lesion's tokens."""
+
+    def test_the_head_is_the_layers_own_attention(self) -> None:
+        import torch
+
+        import make_demo_model
+        from demo.lesion_attention import _head_probs, forward_with_head
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.language import rope_cos_sin
+        from unibiomed_ref.model import UniBiomedModel
+        from unibiomed_ref.tiny import training_forward
+
+        checkpoint = make_demo_model.bundle_checkpoint(BUNDLE)
+        model = UniBiomedModel(ModelConfig.from_dict(checkpoint["config"]))
+        model.load_state_dict(checkpoint["model"])
+        lm = model.language_model.eval()
+        cfg = lm.config
+        embeds = torch.randn(2, 9, cfg.hidden_size, generator=torch.Generator().manual_seed(6))
+        with torch.no_grad():
+            logits, hidden, probs = forward_with_head(lm, embeds, 1, 4)
+            ref_logits, ref_hidden = training_forward(lm, embeds)
+            torch.testing.assert_close(logits, ref_logits, rtol=0, atol=0)
+            torch.testing.assert_close(hidden, ref_hidden, rtol=0, atol=0)
+            self.assertEqual(tuple(probs.shape), (2, 9, 9))
+            torch.testing.assert_close(probs.sum(-1), torch.ones(2, 9))
+            self.assertEqual(float(probs.triu(1).abs().max()), 0.0)  # causal
+            # every head's probabilities times its values give back the layer's attention
+            x = embeds
+            for layer in lm.model.layers[:1]:
+                k = embeds.new_zeros(2, cfg.num_key_value_heads, 9, cfg.head_dim)
+                x = layer(x, *rope_cos_sin(0, 9, cfg.head_dim, cfg.rope_theta, embeds), 0, k,
+                          torch.zeros_like(k))
+            attn = lm.model.layers[1].self_attn
+            normed = lm.model.layers[1].input_layernorm(x)
+            cos, sin = rope_cos_sin(0, 9, cfg.head_dim, cfg.rope_theta, embeds)
+            v = attn.v_proj(normed).view(2, 9, attn.num_kv_heads, cfg.head_dim)
+            heads = [_head_probs(attn, normed, cos, sin, h) @ v[:, :, h // attn.groups]
+                     for h in range(attn.num_heads)]
+            k = embeds.new_zeros(2, cfg.num_key_value_heads, 9, cfg.head_dim)
+            torch.testing.assert_close(attn.o_proj(torch.cat(heads, -1)),
+                                       attn(normed, cos, sin, 0, k, torch.zeros_like(k)),
+                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(_head_probs(attn, normed, cos, sin, 4), probs[:, :, :])
+        with self.assertRaises(ValueError):
+            forward_with_head(lm, embeds, len(lm.model.layers), 0)
+
+    def test_loss_by_hand(self) -> None:
+        import torch
+
+        from demo.lesion_attention import attention_loss
+
+        probs = torch.zeros(1, 6, 6)
+        probs[0, 4] = torch.tensor([0.0, 0.5, 0.5, 0.0, 0.0, 0.0])  # on the lesion's tokens
+        probs[0, 5] = torch.tensor([0.0, 0.1, 0.1, 0.0, 0.4, 0.4])  # elsewhere
+        share = torch.tensor([0.0, 0.3, 0.3])  # image tokens at positions 0, 1, 2
+        looks = [(0, [4], share, [0, 1, 2])]
+        self.assertAlmostEqual(float(attention_loss(probs, looks)), np.log(2), places=6)
+        both = [(0, [4, 5], share, [0, 1, 2])]
+        self.assertAlmostEqual(float(attention_loss(probs, both)),
+                               (np.log(2) + np.log(10)) / 2, places=5)
+        self.assertEqual(float(attention_loss(probs, [])), 0.0)
+
+    def test_language_step_trains_the_head_towards_the_lesion(self) -> None:
+        if not HAVE:
+            self.skipTest("the sample cache is missing")
+        import torch
+
+        import make_demo_model
+        from demo import anatomy
+        from demo.samples import Sampler
+        from demo.train import Trainer, TrainOptions
+        from unibiomed_ref import prompt as P
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+        from unibiomed_ref.sam2 import mask_decoder
+        from unibiomed_ref.tokenizer import load_tokenizer
+
+        checkpoint = make_demo_model.bundle_checkpoint(BUNDLE)
+        config = ModelConfig.from_dict(checkpoint["config"])
+        model = UniBiomedModel(config)
+        model.load_state_dict(checkpoint["model"])
+        tok = load_tokenizer("sentencepiece", os.path.join(BUNDLE, "tokenizer.model"),
+                             list(P.ADDED_TOKENS))
+        settings = make_demo_model.demo_settings(config, tok.token_to_id("</s>"))
+        opts = TrainOptions(lesion_attention=1.0, language_pictures=3, language_volumes=0,
+                            language_lesion_rate=1.0)
+        self.addCleanup(setattr, mask_decoder, "_deconv2x2", mask_decoder._deconv2x2)
+        sampler = Sampler([anatomy.ch2_subject(DATA)], P.ChatSettings(), False, 5)
+        trainer = Trainer(model, tok, settings, sampler, opts)
+        q = model.language_model.model.layers[1].self_attn.q_proj.weight
+        before = q.detach().clone()
+        stats = trainer.language_step(1e-3)
+        self.assertNotIn("skipped", stats)
+        # a cross-entropy over a row's keys: the shipped model's head (trained without the
+        # term) puts about a thousandth of its attention on the lesion's tokens
+        self.assertGreater(stats["attention"], 0.0)
+        self.assertTrue(np.isfinite(stats["attention"]))
+        self.assertFalse(torch.equal(before, q))

@@ -214,6 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         lesion_location=args.lesion_location,
                         lesion_patches=args.lesion_patches,
                         lesion_attention=args.lesion_attention,
+                        token_position=args.token_position,
                         absent_per_picture=args.absent_codes,
                         language_lesion_rate=args.language_lesion_rate,
                         fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate,
@@ -253,6 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --lesion-patches {args.lesion_patches:g}" if args.lesion_patches else "")
                + (f" --lesion-attention {args.lesion_attention:g}" if args.lesion_attention
                   else "")
+               + (f" --token-position {args.token_position:g}" if args.token_position else "")
                + (f" --synthetic-lesions {args.synthetic_lesions:g}"
                   if args.synthetic_lesions != 1.0 else "")
                + (f" --text-turns {args.text_turns}" if args.text_turns != 1 else "")
@@ -493,6 +495,9 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--lesion-attention", type=float, default=0.0,
                    help="weight of the lesion-attention term: a language-model head looks at "
                         "the lesion's image tokens from the answers about it (0: off)")
+    p.add_argument("--token-position", type=float, default=0.0,
+                   help="weight of the token-position term: each image token tells its column "
+                        "and row (0: off)")
     p.add_argument("--synthetic-lesions", type=float, default=1.0,
                    help="share of lesion slices that may show a synthetic contrast (the others "
                         "show the scan's own rendering)")

@@ -32,3 +32,11 @@ def cell_shares(mask: np.ndarray, grid: int) -> torch.Tensor:
     cells = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None],
                           size=(grid, grid), mode="area")
     return cells.flatten()
+
+
+def token_positions(grid: int) -> torch.Tensor:
+    """Each token's place in a grid x grid tile, row-major: [grid * grid, 2] of (column, row),
+    0 at the left and top edge, 1 at the right and bottom."""
+    at = torch.arange(grid, dtype=torch.float32) / max(grid - 1, 1)
+    rows, cols = torch.meshgrid(at, at, indexing="ij")
+    return torch.stack([cols.flatten(), rows.flatten()], 1)

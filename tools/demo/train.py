@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from demo import texts
 from demo.lesion_attention import attention_loss, forward_with_head
 from demo.samples import Case, Sampler
-from demo.token_labels import LOCATIONS, cell_shares, location_index
+from demo.token_labels import LOCATIONS, cell_shares, location_index, token_positions
 from demo.train_options import TrainOptions
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
@@ -130,9 +130,11 @@ class Trainer:
                                              len(LOCATIONS))
         self.location_query = torch.nn.Linear(model.config.language.hidden_size, 1)
         self.patch_head = torch.nn.Linear(model.config.vision.hidden_size, 1)
+        self.position_head = torch.nn.Linear(model.config.language.hidden_size, 2)
         # the training-only heads (not exported), trained with the model
         self.heads = torch.nn.ModuleList([self.token_head, self.location_head,
-                                          self.location_query, self.patch_head])
+                                          self.location_query, self.patch_head,
+                                          self.position_head])
         params = [p for p in model.parameters() if p.requires_grad] + list(self.heads.parameters())
         decay = [p for p in params if p.ndim >= 2]
         other = [p for p in params if p.ndim < 2] + [self.codes]
@@ -160,7 +162,8 @@ class Trainer:
         return {"codes": self.codes.detach().clone(), "token_head": self.token_head.state_dict(),
                 "location_head": self.location_head.state_dict(),
                 "location_query": self.location_query.state_dict(),
-                "patch_head": self.patch_head.state_dict()}
+                "patch_head": self.patch_head.state_dict(),
+                "position_head": self.position_head.state_dict()}
 
     def load_training_state(self, state: Dict[str, object]) -> None:
         with torch.no_grad():
@@ -172,6 +175,8 @@ class Trainer:
             self.location_query.load_state_dict(state["location_query"])
         if "patch_head" in state:
             self.patch_head.load_state_dict(state["patch_head"])
+        if "position_head" in state:
+            self.position_head.load_state_dict(state["position_head"])
 
     def _code_losses(self, rows: Sequence[Tuple[int, Case]], embed: torch.Tensor,
                      s0: torch.Tensor, s1: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -414,6 +419,9 @@ class Trainer:
             touch = F.binary_cross_entropy_with_logits(logits[:, li], touched,
                                                        pos_weight=weight.clamp(min=1))
             loss = loss + weight_touch * touch
+        if self.opts.token_position > 0:
+            loss = loss + self.opts.token_position * F.mse_loss(
+                self.position_head(tokens), token_positions(grid))
         if self.opts.lesion_location > 0:
             where = torch.tensor([location_index(case)])
             loss = loss + self.opts.lesion_location * F.cross_entropy(

@@ -354,3 +354,19 @@ class LesionAttention(unittest.TestCase):
         self.assertGreater(stats["attention"], 0.0)
         self.assertTrue(np.isfinite(stats["attention"]))
         self.assertFalse(torch.equal(before, q))
+
+
+class TokenPositions(unittest.TestCase):
+    """The token-position term's targets (train --token-position)."""
+
+    def test_columns_and_rows_row_major(self) -> None:
+        from demo.token_labels import token_positions
+
+        at = token_positions(8)
+        self.assertEqual(tuple(at.shape), (64, 2))
+        self.assertEqual(at[0].tolist(), [0.0, 0.0])  # top left
+        self.assertEqual(at[7].tolist(), [1.0, 0.0])  # top right: the column moves first
+        self.assertEqual(at[8, 0], 0.0)
+        self.assertAlmostEqual(float(at[8, 1]), 1.0 / 7.0, places=6)
+        self.assertEqual(at[63].tolist(), [1.0, 1.0])
+        self.assertEqual(token_positions(1).tolist(), [[0.0, 0.0]])

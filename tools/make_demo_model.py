@@ -9,6 +9,9 @@
         The checkpoint as a bundle, through the same writer as a converted release (bf16).
     tools/make_demo_model.py benchmark [-o benchmarks/data]
         The project's benchmark datasets for `unibiomed eval` from the held-out data.
+    tools/make_demo_model.py reading --work DIR [--cases 10]
+        How the checkpoint reads held-out lesions' sides: where the lesion-attention head looks
+        from the side word, the teacher-forced side word, the side in the lesion's token.
     tools/make_demo_model.py evaluate [-m models/default] [--json FILE] [--card]
         Held-out figures of a bundle (slices never trained on, an unseen subject, synthetic
         lesions), computed through the reference pipeline on the exported TorchScript files;
@@ -412,6 +415,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reading(args: argparse.Namespace) -> int:
+    from demo.lesion_reading import lesion_reading
+
+    ck = torch.load(os.path.join(args.work, "checkpoint.pt"))
+    config = ModelConfig.from_dict(ck["config"])
+    model = UniBiomedModel(config)
+    model.load_state_dict(ck["model"])
+    tokenizer = load_tokenizer("sentencepiece", os.path.join(args.work, "tokenizer.model"),
+                               list(P.ADDED_TOKENS))
+    settings = demo_settings(config, tokenizer.token_to_id("</s>"))
+    torch.set_num_threads(args.threads)
+    figures = lesion_reading(model, tokenizer, settings, subjects(), CHAT, cases=args.cases)
+    for name, value in figures.items():
+        print(f"{name}: {value:.2f}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from demo import evaluate, model_card
 
@@ -532,6 +552,11 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--json", help="write the full report here")
     p.add_argument("--card", action="store_true", help="rewrite the bundle's MODEL_CARD.md")
     p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("reading", help="how --work's checkpoint reads held-out lesions' sides")
+    p.add_argument("--work", required=True)
+    p.add_argument("--cases", type=int, default=10, help="held-out lesion reports")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(fn=cmd_reading)
     p = sub.add_parser("benchmark", help="the project's benchmark datasets for unibiomed eval")
     p.add_argument("-o", "--out", default=os.path.join(ROOT, "benchmarks", "data"))
     p.set_defaults(fn=cmd_benchmark)

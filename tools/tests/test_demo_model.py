@@ -370,3 +370,25 @@ class TokenPositions(unittest.TestCase):
         self.assertAlmostEqual(float(at[8, 1]), 1.0 / 7.0, places=6)
         self.assertEqual(at[63].tolist(), [1.0, 1.0])
         self.assertEqual(token_positions(1).tolist(), [[0.0, 0.0]])
+
+
+class SideProbe(unittest.TestCase):
+    """The linear side probe of make_demo_model.py reading."""
+
+    def test_separable_and_uninformative_features(self) -> None:
+        from demo.lesion_reading import _side_probe
+
+        rng = np.random.default_rng(8)
+
+        def rows(n: int, informative: bool):
+            out = []
+            for _ in range(n):
+                left = bool(rng.random() < 0.5)
+                f = rng.normal(size=16).astype(np.float32)
+                if informative:
+                    f[3] += 4.0 if left else -4.0
+                out.append((f, left))
+            return out
+
+        self.assertEqual(_side_probe(rows(200, True), rows(100, True)), 1.0)
+        self.assertLess(_side_probe(rows(200, False), rows(400, False)), 0.65)

@@ -206,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.load_state_dict(init["model"])
         say(f"weights from {args.init}")
     if args.fold_layer_scale:
-        from demo.train import fold_layer_scale
+        from demo.vision_terms import fold_layer_scale
 
         fold_layer_scale(model.export_parts()["vision_encoder"])
         say("vision layer scales folded into their projections")

@@ -24,40 +24,13 @@ from demo.lesion_attention import attention_loss, forward_with_head
 from demo.samples import Case, Sampler
 from demo.token_labels import LOCATIONS, cell_shares, location_index, token_positions
 from demo.train_options import TrainOptions
+from demo.vision_terms import patches_and_tokens
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
 from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_tiles
 from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
-from unibiomed_ref.vision import VisionEncoder, pixel_shuffle
-
-
-def patches_and_tokens(encoder: VisionEncoder, tiles: torch.Tensor
-                       ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-    """One pass of the exported vision encoder kept open where the pixel shuffle starts: the
-    patch features [N, side*side, C] (CLS dropped, row-major), the vision tokens [N, T, D] (as
-    ``encoder(tiles)``) and ``side``, the patches per side of a tile."""
-    side = tiles.shape[2] // encoder.patch_size
-    patches = encoder.vision_model(tiles)[:, 1:, :]
-    grid = pixel_shuffle(patches.reshape(patches.shape[0], side, side, patches.shape[2]),
-                         encoder.r)
-    return patches, encoder.mlp1(grid.reshape(grid.shape[0], -1, grid.shape[3])), side
-
-
-@torch.no_grad()
-def fold_layer_scale(encoder: VisionEncoder) -> None:
-    """Fold each vision layer's layer scale into the projection before it and set it to 1: the
-    same function (x + (W a + b) * ls == x + (ls W) a + ls b), but the output projections'
-    updates are no longer damped by the scale. The demo encoder was trained from ls 0.1
-    (InternViT's initial value): after ~2,000 steps it was still 0.10-0.12, every block adding a
-    tenth of its output to a residual stream held by the position embedding (std 1), an almost
-    linear encoder whose location head named 41% of held-out lesions after 1,200 vision steps."""
-    for layer in encoder.vision_model.encoder.layers:
-        for scale, proj in ((layer.ls1, layer.attn.proj), (layer.ls2, layer.mlp.fc2)):
-            proj.weight.mul_(scale[:, None])
-            proj.bias.mul_(scale)
-            scale.fill_(1.0)
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,

@@ -169,7 +169,7 @@ class LesionTerms(unittest.TestCase):
     def test_patch_features_and_tokens_match_the_export(self) -> None:
         import torch
 
-        from demo.train import patches_and_tokens
+        from demo.vision_terms import patches_and_tokens
 
         model = self.model()
 
@@ -184,7 +184,7 @@ class LesionTerms(unittest.TestCase):
     def test_folding_the_layer_scales_keeps_the_tokens(self) -> None:
         import torch
 
-        from demo.train import fold_layer_scale
+        from demo.vision_terms import fold_layer_scale
 
         encoder = self.model().export_parts()["vision_encoder"].eval()
         layers = encoder.vision_model.encoder.layers

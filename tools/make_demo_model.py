@@ -371,15 +371,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    ck = torch.load(os.path.join(args.work, "checkpoint.pt"))
+def _load_work(work: str):
+    """(checkpoint, model in eval mode, its tokenizer's path, tokenizer, settings) of a
+    training folder's checkpoint.pt."""
+    ck = torch.load(os.path.join(work, "checkpoint.pt"))
     config = ModelConfig.from_dict(ck["config"])
     model = UniBiomedModel(config)
     model.load_state_dict(ck["model"])
     model.eval()
-    tok_path = os.path.join(args.work, "tokenizer.model")
+    tok_path = os.path.join(work, "tokenizer.model")
     tokenizer = load_tokenizer("sentencepiece", tok_path, list(P.ADDED_TOKENS))
-    settings = demo_settings(config, tokenizer.token_to_id("</s>"))
+    return ck, model, tok_path, tokenizer, demo_settings(config, tokenizer.token_to_id("</s>"))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ck, model, tok_path, tokenizer, settings = _load_work(args.work)
+    config = model.config
     special = {t: tokenizer.token_to_id(t) for t in P.ADDED_TOKENS}
     card = os.path.join(args.out, "MODEL_CARD.md")
     template = os.path.join(TOOLS, "demo", "model_card_template.md")
@@ -418,13 +425,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_reading(args: argparse.Namespace) -> int:
     from demo.lesion_reading import lesion_reading
 
-    ck = torch.load(os.path.join(args.work, "checkpoint.pt"))
-    config = ModelConfig.from_dict(ck["config"])
-    model = UniBiomedModel(config)
-    model.load_state_dict(ck["model"])
-    tokenizer = load_tokenizer("sentencepiece", os.path.join(args.work, "tokenizer.model"),
-                               list(P.ADDED_TOKENS))
-    settings = demo_settings(config, tokenizer.token_to_id("</s>"))
+    _, model, _, tokenizer, settings = _load_work(args.work)
     torch.set_num_threads(args.threads)
     figures = lesion_reading(model, tokenizer, settings, subjects(), CHAT, cases=args.cases)
     for name, value in figures.items():

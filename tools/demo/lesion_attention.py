@@ -16,28 +16,28 @@ from typing import List, Sequence, Tuple
 import torch
 
 from unibiomed_ref.language import rotate_half, rope_cos_sin
+from unibiomed_ref.tiny import training_forward
 
 
 def forward_with_head(lm: torch.nn.Module, embeds: torch.Tensor, layer_index: int,
                       head: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``unibiomed_ref.tiny.training_forward`` that also returns the attention probabilities
     [B, T, T] of query head ``head`` of layer ``layer_index`` (the same scores the layer
-    computes, recomputed from its normed input)."""
-    b, t, _ = embeds.shape
-    cfg = lm.config
-    cos, sin = rope_cos_sin(0, t, cfg.head_dim, cfg.rope_theta, embeds)
-    x = embeds
-    probs = None
-    for i, layer in enumerate(lm.model.layers):
-        if i == layer_index:
-            probs = _head_probs(layer.self_attn, layer.input_layernorm(x), cos, sin, head)
-        k = embeds.new_zeros(b, cfg.num_key_value_heads, t, cfg.head_dim)
-        x = layer(x, cos, sin, 0, k, torch.zeros_like(k))
-    if probs is None:
+    computes, recomputed from its normed input, caught on the way)."""
+    layers = lm.model.layers
+    if not 0 <= layer_index < len(layers):
         raise ValueError(f"lesion attention: layer {layer_index} of a "
-                         f"{len(lm.model.layers)}-layer language model")
-    hidden = lm.model.norm(x)
-    return lm.lm_head(hidden), hidden, probs
+                         f"{len(layers)}-layer language model")
+    caught: List[torch.Tensor] = []
+    hook = layers[layer_index].input_layernorm.register_forward_hook(
+        lambda _m, _i, out: caught.append(out))
+    try:
+        logits, hidden = training_forward(lm, embeds)
+    finally:
+        hook.remove()
+    cfg = lm.config
+    cos, sin = rope_cos_sin(0, embeds.shape[1], cfg.head_dim, cfg.rope_theta, embeds)
+    return logits, hidden, _head_probs(layers[layer_index].self_attn, caught[0], cos, sin, head)
 
 
 def _head_probs(attn: torch.nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,

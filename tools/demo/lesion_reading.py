@@ -76,10 +76,10 @@ def lesion_reading(model, tokenizer, settings, subjects: Sequence[Subject], chat
     context_id = tokenizer.token_to_id(P.IMG_CONTEXT)
     sides = {tokenizer.encode(" left")[-1]: "left", tokenizer.encode(" right")[-1]: "right"}
     held = _lesion_cases(subjects, chat, True, seed, max(cases, 60))
-    on_lesion, mass, side_ok, column_ok = [], [], [], []
-    for case in held[:cases]:
+    held_tokens = [_lesion_token(encoder, case, settings) for case in held]
+    on_lesion, mass, side_ok = [], [], []
+    for case, (tokens, share, _) in zip(held[:cases], held_tokens):
         turn = next(t for t in case.turns if t.task == "report")
-        tokens, share, _ = _lesion_token(encoder, case, settings)
         prompt = tokenizer.encode(P.chat_prompt(settings.chat, P.expand_image_tokens(
             turn.user_text, [settings.tokens_per_tile], settings.chat.image_placeholder)))
         answer = tokenizer.encode(turn.answer)
@@ -95,18 +95,20 @@ def lesion_reading(model, tokenizer, settings, subjects: Sequence[Subject], chat
         mass.append(float(look[share > 0].sum()))
         best = max(sides, key=lambda i: float(logits[0, pos, i]))
         side_ok.append(sides[best] == case.facts["lesion"]["side"])
-    features = []
-    for group in (_lesion_cases(subjects, chat, False, seed + 1, probe_cases), held):
-        rows = []
-        for case in group:
-            tokens, share, column = _lesion_token(encoder, case, settings)
-            left = case.facts["lesion"]["side"] == "left"
-            rows.append((tokens[int(share.argmax())].numpy(), left))
-            if group is held:  # radiological orientation: the patient's left on the right
-                column_ok.append((column >= int(round(tokens.shape[0] ** 0.5)) // 2) == left)
-        features.append(rows)
+    train = _lesion_cases(subjects, chat, False, seed + 1, probe_cases)
+    train_tokens = [_lesion_token(encoder, case, settings) for case in train]
+
+    def features(group, read):
+        return [(tokens[int(share.argmax())].numpy(), case.facts["lesion"]["side"] == "left")
+                for case, (tokens, share, _) in zip(group, read)]
+
+    # radiological orientation: the patient's left on the picture's right half
+    column_ok = [(column >= int(round(tokens.shape[0] ** 0.5)) // 2) ==
+                 (case.facts["lesion"]["side"] == "left")
+                 for case, (tokens, _, column) in zip(held, held_tokens)]
     return {"cases": float(cases), "head on the lesion": float(np.mean(on_lesion)),
             "head mass on the lesion": float(np.mean(mass)),
             "side word (teacher forced)": float(np.mean(side_ok)),
-            "side from the lesion token (linear probe)": _side_probe(*features),
+            "side from the lesion token (linear probe)":
+                _side_probe(features(train, train_tokens), features(held, held_tokens)),
             "side from the lesion token's column": float(np.mean(column_ok))}

@@ -31,6 +31,7 @@ from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_ti
 from unibiomed_ref.pipeline_video import frame_tile
 from unibiomed_ref.sam2.video import select_memory
 from unibiomed_ref.settings import InferenceSettings
+from unibiomed_ref.tiny import training_forward
 
 
 def _deconv2x2_for_training(x: torch.Tensor, weight: torch.Tensor,
@@ -116,7 +117,6 @@ class Trainer:
         self.step_no = 0
         self.skipped: List[object] = []  # facts of the cases of steps with a non-finite loss
         self.low = settings.sam_image_size // 4
-        self.attention_head = (opts.attention_layer, opts.attention_head)
 
     def lr_at(self, step: int) -> float:
         o = self.opts
@@ -467,8 +467,12 @@ class Trainer:
         batch = torch.stack([F.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows])
         tgt = torch.tensor([t + [-100] * (length - len(t)) for t in targets])
         wts = torch.tensor([w + [0.0] * (length - len(w)) for w in weights]) * (tgt != -100)
-        logits, hidden, probs = forward_with_head(self.model.language_model, batch,
-                                                  *self.attention_head)
+        lm = self.model.language_model
+        if self.opts.lesion_attention > 0:
+            logits, hidden, probs = forward_with_head(lm, batch, self.opts.attention_layer,
+                                                      self.opts.attention_head)
+        else:  # the head's probabilities are not needed
+            (logits, hidden), probs = training_forward(lm, batch), None
         per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
                                     ignore_index=-100, reduction="none")
         ce = (per_token * wts.reshape(-1)).sum() / wts.sum().clamp(min=1.0)
@@ -478,7 +482,7 @@ class Trainer:
         else:
             emb = hidden.new_zeros(0, self.model.config.grounding.out_dim)
         aux = {"tokens": torch.stack(token_losses).mean() if token_losses else ce * 0,
-               "attention": attention_loss(probs, looks)}
+               "attention": attention_loss(probs, looks) if probs is not None else ce * 0}
         return ce, emb, [(ci, ti, mi) for _r, _p, ci, ti, mi in segs], aux
 
     def step(self) -> Dict[str, float]:
@@ -489,7 +493,6 @@ class Trainer:
         cases = [self.sampler.image_case(seg_turns=n), second, self.sampler.stack_case()]
         extra = [self.sampler.image_case(seg_turns=0) for _ in range(self.opts.extra_pictures)]
         ce, emb, where, aux = self._language(cases)
-        token_loss = aux["tokens"]
         enc, dec, tracker = (self.parts["sam_image_encoder"], self.parts["sam_mask_decoder"],
                              self.parts["sam_tracker"])
         # the frame each case's [SEG] masks are decoded on: the first, or for a volume case
@@ -525,7 +528,7 @@ class Trainer:
         total = (ce + losses["mask"] + losses["iou"] + 0.5 * losses["object"]
                  + track["mask"] + track["iou"] + 0.5 * track["object"]
                  + self.opts.code_weight * (code["mask"] + code["iou"] + 0.5 * code["object"])
-                 + self.opts.distill * distill + self.opts.token_labels * token_loss
+                 + self.opts.distill * distill + self.opts.token_labels * aux["tokens"]
                  + self.opts.lesion_attention * aux["attention"])
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step_no)
@@ -550,7 +553,7 @@ class Trainer:
         return {"loss": float(total), "ce": float(ce), "mask": float(losses["mask"]),
                 "iou": float(losses["iou"]), "object": float(losses["object"]),
                 "track": float(track["mask"]), "code": float(code["mask"]),
-                "distill": float(distill), "tokens": float(token_loss),
+                "distill": float(distill), "tokens": float(aux["tokens"]),
                 "seconds": time.perf_counter() - t0}
 
 

@@ -248,7 +248,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f" --language-minutes {args.language_minutes:g}" if args.language_minutes
                   else "")
                + (f" --language-lesion-rate {args.language_lesion_rate:g}"
-                  if args.language_minutes and args.language_lesion_rate != 0.8 else "")
+                  if (args.language_minutes or args.reading_minutes) and
+                  args.language_lesion_rate != 0.8 else "")
+               + (f" --reading-minutes {args.reading_minutes:g}" if args.reading_minutes
+                  else "")
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
@@ -314,10 +317,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     phases = (("mask-decoder", args.sam_minutes, trainer.sam_step, False),
               ("vision", args.vision_minutes, trainer.vision_step, True),
               ("vision-language", args.language_minutes, trainer.language_step, True),
+              ("reading", args.reading_minutes, trainer.reading_step, True),
               ("tracking", args.track_minutes, trainer.track_step, True))
     phase_steps: Dict[str, int] = {}
     for name, minutes, step_fn, decay in phases:
-        reports = name == "vision-language"
+        reports = name in ("vision-language", "reading")
         tokens = name in ("vision", "vision-language")
         peak = args.vision_lr if name == "vision" and args.vision_lr else args.lr
         steps, running, begin = 0, {}, time.perf_counter()
@@ -504,7 +508,9 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--language-minutes", type=float, default=0.0,
                    help="then the vision encoder and language model alone on the text answers")
     p.add_argument("--language-lesion-rate", type=float, default=0.8,
-                   help="share of the vision-language phase's slices with a lesion")
+                   help="share of the vision-language and reading phases' slices with a lesion")
+    p.add_argument("--reading-minutes", type=float, default=0.0,
+                   help="then the language model alone on frozen image tokens (text answers)")
     p.add_argument("--track-minutes", type=float, default=0.0,
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,
@@ -523,7 +529,8 @@ def main(argv: List[str] | None = None) -> int:
                    help="share of lesion slices that may show a synthetic contrast (the others "
                         "show the scan's own rendering)")
     p.add_argument("--text-turns", type=int, default=1, choices=(1, 2, 3),
-                   help="report, diagnose and VQA turns per slice of the vision-language phase")
+                   help="report, diagnose and VQA turns per slice of the vision-language and "
+                        "reading phases")
     p.add_argument("--fact-weight", type=float, default=1.0,
                    help="cross-entropy weight of the answer tokens that carry a report's facts")
     p.add_argument("--absent-codes", type=int, default=0,

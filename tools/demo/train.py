@@ -210,6 +210,14 @@ class Trainer:
         self.opt.step()
         return {**{k: float(v) for k, v in stats.items()}, "seconds": time.perf_counter() - t0}
 
+    def _distill(self, emb: torch.Tensor, targets: Sequence[str], ce: torch.Tensor
+                 ) -> torch.Tensor:
+        """Mean squared error of the [SEG] embeddings ``emb`` to their targets' codes."""
+        named = [(i, self.name_index[t]) for i, t in enumerate(targets) if t in self.name_index]
+        if not named:
+            return ce * 0
+        return F.mse_loss(emb[[i for i, _ in named]], self.codes[[t for _, t in named]].detach())
+
     def language_step(self, lr: float) -> Dict[str, float]:
         """One step of the vision-language phase: the vision encoder, projector and language
         model on the report, diagnose and VQA turns of ``language_pictures`` slices (most with
@@ -231,15 +239,29 @@ class Trainer:
         emb = torch.cat([emb, vemb])
         targets = [cases[ci].turns[ti].target for ci, ti, _ in where] + \
             [volumes[ci].turns[ti].target for ci, ti, _ in vwhere]
-        named = [(i, self.name_index[t]) for i, t in enumerate(targets) if t in self.name_index]
-        distill = F.mse_loss(emb[[i for i, _ in named]],
-                             self.codes[[t for _, t in named]].detach()) if named else ce * 0
+        distill = self._distill(emb, targets, ce)
         total = ce + self.opts.distill * distill + self.opts.token_labels * aux["tokens"] + \
             self.opts.lesion_attention * aux["attention"]
         stats = {"ce": ce, "distill": distill, "tokens": aux["tokens"]}
         if self.opts.lesion_attention > 0:
             stats["attention"] = aux["attention"]
         return self._apply(total, lr, t0, stats)
+
+    def reading_step(self, lr: float) -> Dict[str, float]:
+        """One step of the reading phase: the language model alone (the vision encoder and
+        projector frozen, their tokens computed without gradients) on the report, diagnose and
+        VQA turns of ``reading_pictures`` fresh slices, a share ``language_lesion_rate`` with a
+        lesion, and one segmentation turn each whose [SEG] embedding is held at its target's
+        code. The language model so learns to read the lesion's place off image tokens that
+        stay put under it."""
+        t0 = time.perf_counter()
+        cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate,
+                                         text_turns=self.opts.language_text_turns)
+                 for _ in range(self.opts.reading_pictures)]
+        ce, emb, where, _ = self._language(cases, train_vision=False)
+        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where], ce)
+        return self._apply(ce + self.opts.distill * distill, lr, t0,
+                           {"ce": ce, "distill": distill})
 
     def vision_step(self, lr: float) -> Dict[str, float]:
         """One step of the vision phase: the vision encoder, projector and token head on the
@@ -409,9 +431,10 @@ class Trainer:
         weights = torch.softmax(self.location_query(tokens)[:, 0], 0)
         return self.location_head(weights @ tokens)
 
-    def _language(self, cases: Sequence[Case]):
+    def _language(self, cases: Sequence[Case], train_vision: bool = True):
         """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
-        [SEG]: (case index, turn, mask index), token-label loss)."""
+        [SEG]: (case index, turn, mask index), token-label loss). With ``train_vision`` off
+        the image tokens carry no gradient and the token labels are not asked."""
         parts = self.parts
         tiles, owner = [], []
         for ci, c in enumerate(cases):
@@ -422,13 +445,14 @@ class Trainer:
             else:
                 tiles.append(vision_tiles(PRE.grey_to_rgb(c.pictures[0]), self.s))
                 owner += [ci] * tiles[-1].shape[0]
-        tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
+        with torch.set_grad_enabled(train_vision and torch.is_grad_enabled()):
+            tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
         owner_t = torch.tensor(owner)
         rows, targets, weights, segs, token_losses = [], [], [], [], []
         looks = []  # (row, query positions, lesion share of each image token, their positions)
         for ci, case in enumerate(cases):
             tokens_c = tokens_all[owner_t == ci]
-            if case.labels and tokens_c.shape[0] == 1:
+            if train_vision and case.labels and tokens_c.shape[0] == 1:
                 token_losses.append(self._token_loss(tokens_c[0], case)[0])
             for ti, turn in enumerate(case.turns):
                 text = P.chat_prompt(self.s.chat, P.expand_image_tokens(
@@ -514,11 +538,7 @@ class Trainer:
                                        else []) + \
             [(len(pictures) - len(extra) + i, c) for i, c in enumerate(extra)]
         code = self._code_losses(code_rows, embed, s0, s1)
-        named = [(i, self.name_index[cases[ci].turns[ti].target])
-                 for i, (ci, ti, _) in enumerate(where)
-                 if cases[ci].turns[ti].target in self.name_index]
-        distill = F.mse_loss(emb[[i for i, _ in named]],
-                             self.codes[[t for _, t in named]].detach()) if named else ce * 0
+        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where], ce)
         # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory
         k = len(where) - 1
         assert where[k][0] == 2

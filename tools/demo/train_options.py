@@ -51,6 +51,12 @@ class TrainOptions:
     language_pictures: int = 8
     language_lesion_rate: float = 0.8
     language_volumes: int = 1
+    # The reading phase (make_demo_model.py train --reading-minutes): slices a step. The
+    # language model alone, on image tokens computed without gradients (Trainer.reading_step).
+    # In the vision-language phase the side word of held-out reports stayed at chance (the
+    # image tokens moving under the language model); on frozen tokens the teacher-forced side
+    # word went from 0.49 to 0.80 on held-out lesions in 250 steps of 24 text turns.
+    reading_pictures: int = 8
     # Report, diagnose and VQA turns per slice of the vision-language phase (make_demo_model.py
     # train --text-turns; 1 as the shipped model was trained): each tells the slice's lesion
     # facts again in other words, for the price of a row of the language model (the slice's

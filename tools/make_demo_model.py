@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         language_lesion_rate=args.language_lesion_rate,
                         fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate,
                         synthetic_lesions=args.synthetic_lesions,
-                        language_text_turns=args.text_turns)
+                        language_text_turns=args.text_turns, reading_pool=args.reading_pool)
     runs_before = len(init.get("history", [])) if init else 0
     sampler = Sampler(subs, CHAT, False, SEED + runs_before + (1 if init else 0))
     sampler.synthetic_lesions = opts.synthetic_lesions
@@ -252,6 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   args.language_lesion_rate != 0.8 else "")
                + (f" --reading-minutes {args.reading_minutes:g}" if args.reading_minutes
                   else "")
+               + (f" --reading-pool {args.reading_pool}" if args.reading_minutes and
+                  args.reading_pool else "")
                + (f" --track-minutes {args.track_minutes:g}" if args.track_minutes else "")
                + (f" --lr {args.lr:g}" if args.lr != 6e-4 else "")
                + (f" --lesion-touch {args.lesion_touch:g}" if args.lesion_touch else "")
@@ -511,6 +513,8 @@ def main(argv: List[str] | None = None) -> int:
                    help="share of the vision-language and reading phases' slices with a lesion")
     p.add_argument("--reading-minutes", type=float, default=0.0,
                    help="then the language model alone on frozen image tokens (text answers)")
+    p.add_argument("--reading-pool", type=int, default=0,
+                   help="slices of the reading phase, drawn once (0: fresh ones every step)")
     p.add_argument("--track-minutes", type=float, default=0.0,
                    help="then SAM2's memory path alone on longer stacks")
     p.add_argument("--lesion-touch", type=float, default=0.0,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -250,18 +250,34 @@ class Trainer:
     def reading_step(self, lr: float) -> Dict[str, float]:
         """One step of the reading phase: the language model alone (the vision encoder and
         projector frozen, their tokens computed without gradients) on the report, diagnose and
-        VQA turns of ``reading_pictures`` fresh slices, a share ``language_lesion_rate`` with a
+        VQA turns of ``reading_pictures`` slices, a share ``language_lesion_rate`` with a
         lesion, and one segmentation turn each whose [SEG] embedding is held at its target's
-        code. The language model so learns to read the lesion's place off image tokens that
-        stay put under it."""
+        code. The slices are fresh each step, or with ``reading_pool`` drawn from a pool of
+        that many drawn (and their tokens computed) at the first step."""
         t0 = time.perf_counter()
-        cases = [self.sampler.image_case(seg_turns=1, lesion_rate=self.opts.language_lesion_rate,
-                                         text_turns=self.opts.language_text_turns)
-                 for _ in range(self.opts.reading_pictures)]
-        ce, emb, where, _ = self._language(cases, train_vision=False)
+        o = self.opts
+
+        def draw(n: int) -> List[Case]:
+            return [self.sampler.image_case(seg_turns=1, lesion_rate=o.language_lesion_rate,
+                                            text_turns=o.language_text_turns) for _ in range(n)]
+
+        if not o.reading_pool:
+            cases = draw(o.reading_pictures)
+            tokens = self.image_tokens(cases, grad=False)
+        else:
+            if not hasattr(self, "_pool"):
+                pool = draw(o.reading_pool)
+                self._pool = (pool, torch.cat([self.image_tokens(pool[i:i + 50], False)[0]
+                                               for i in range(0, len(pool), 50)]))
+                if self._pool[1].shape[0] != len(pool):
+                    raise ValueError("reading pool: one tile a slice expected")
+            pool, pool_tokens = self._pool
+            pick = self.sampler.rng.choice(len(pool), o.reading_pictures, replace=False)
+            cases = [pool[i] for i in pick]
+            tokens = (pool_tokens[torch.from_numpy(pick)], torch.arange(len(cases)))
+        ce, emb, where, _ = self._language(cases, train_vision=False, tokens=tokens)
         distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where], ce)
-        return self._apply(ce + self.opts.distill * distill, lr, t0,
-                           {"ce": ce, "distill": distill})
+        return self._apply(ce + o.distill * distill, lr, t0, {"ce": ce, "distill": distill})
 
     def vision_step(self, lr: float) -> Dict[str, float]:
         """One step of the vision phase: the vision encoder, projector and token head on the
@@ -431,11 +447,9 @@ class Trainer:
         weights = torch.softmax(self.location_query(tokens)[:, 0], 0)
         return self.location_head(weights @ tokens)
 
-    def _language(self, cases: Sequence[Case], train_vision: bool = True):
-        """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
-        [SEG]: (case index, turn, mask index), token-label loss). With ``train_vision`` off
-        the image tokens carry no gradient and the token labels are not asked."""
-        parts = self.parts
+    def image_tokens(self, cases: Sequence[Case], grad: bool = True
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The vision encoder's tokens of the cases' tiles [n, tpt, H] and each tile's case."""
         tiles, owner = [], []
         for ci, c in enumerate(cases):
             if c.facts.get("llm_frames"):  # one tile per frame, as the engine's video mode
@@ -445,9 +459,18 @@ class Trainer:
             else:
                 tiles.append(vision_tiles(PRE.grey_to_rgb(c.pictures[0]), self.s))
                 owner += [ci] * tiles[-1].shape[0]
-        with torch.set_grad_enabled(train_vision and torch.is_grad_enabled()):
-            tokens_all = parts["vision_encoder"](torch.cat(tiles))  # [n, tpt, H]
-        owner_t = torch.tensor(owner)
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            return self.parts["vision_encoder"](torch.cat(tiles)), torch.tensor(owner)
+
+    def _language(self, cases: Sequence[Case], train_vision: bool = True,
+                  tokens: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+        """Teacher-forced answers of every turn: (CE loss, [SEG] embeddings [N,C], for each
+        [SEG]: (case index, turn, mask index), token-label loss). With ``train_vision`` off
+        the image tokens carry no gradient and the token labels are not asked; ``tokens``
+        (as ``image_tokens`` gives them) saves computing them again."""
+        parts = self.parts
+        tokens_all, owner_t = tokens if tokens is not None else \
+            self.image_tokens(cases, train_vision)
         rows, targets, weights, segs, token_losses = [], [], [], [], []
         looks = []  # (row, query positions, lesion share of each image token, their positions)
         for ci, case in enumerate(cases):

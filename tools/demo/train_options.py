@@ -57,6 +57,11 @@ class TrainOptions:
     # image tokens moving under the language model); on frozen tokens the teacher-forced side
     # word went from 0.49 to 0.80 on held-out lesions in 250 steps of 24 text turns.
     reading_pictures: int = 8
+    # Slices of the reading phase's pool (make_demo_model.py train --reading-pool; 0: fresh
+    # slices every step), drawn and encoded once. The 0.80 above was on a pool of 400 lesion
+    # slices; 20 minutes of fresh slices (473 steps, 30% without a lesion) taught no side at
+    # all: every held-out report said 'left', its region the slice level's commonest.
+    reading_pool: int = 0
     # Report, diagnose and VQA turns per slice of the vision-language phase (make_demo_model.py
     # train --text-turns; 1 as the shipped model was trained): each tells the slice's lesion
     # facts again in other words, for the price of a row of the language model (the slice's

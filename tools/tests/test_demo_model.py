@@ -356,6 +356,48 @@ class LesionAttention(unittest.TestCase):
         self.assertFalse(torch.equal(before, q))
 
 
+@unittest.skipUnless(HAVE, "models/default or the sample cache is missing")
+class ReadingPhase(unittest.TestCase):
+    """The reading phase (train --reading-minutes): the language model learns, the vision
+    encoder and projector (their tokens without gradients) do not move."""
+
+    def test_reading_step_trains_the_language_model_only(self) -> None:
+        import torch
+
+        import make_demo_model
+        from demo import anatomy
+        from demo.samples import Sampler
+        from demo.train import Trainer, TrainOptions
+        from unibiomed_ref import prompt as P
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+        from unibiomed_ref.sam2 import mask_decoder
+        from unibiomed_ref.tokenizer import load_tokenizer
+
+        checkpoint = make_demo_model.bundle_checkpoint(BUNDLE)
+        model = UniBiomedModel(ModelConfig.from_dict(checkpoint["config"]))
+        model.load_state_dict(checkpoint["model"])
+        tok = load_tokenizer("sentencepiece", os.path.join(BUNDLE, "tokenizer.model"),
+                             list(P.ADDED_TOKENS))
+        settings = make_demo_model.demo_settings(model.config, tok.token_to_id("</s>"))
+        opts = TrainOptions(reading_pictures=2, language_lesion_rate=1.0, language_text_turns=2)
+        self.addCleanup(setattr, mask_decoder, "_deconv2x2", mask_decoder._deconv2x2)
+        sampler = Sampler([anatomy.ch2_subject(DATA)], P.ChatSettings(), False, 6)
+        trainer = Trainer(model, tok, settings, sampler, opts)
+        vision = {n: p.detach().clone() for n, p in
+                  model.export_parts()["vision_encoder"].named_parameters()}
+        q = model.language_model.model.layers[0].self_attn.q_proj.weight
+        before = q.detach().clone()
+        stats = trainer.reading_step(1e-3)
+        self.assertNotIn("skipped", stats)
+        self.assertEqual(set(stats), {"ce", "distill", "seconds"})
+        self.assertGreater(stats["ce"], 0.0)
+        self.assertFalse(torch.equal(before, q))
+        for name, p in model.export_parts()["vision_encoder"].named_parameters():
+            self.assertIsNone(p.grad, name)
+            self.assertTrue(torch.equal(vision[name], p.detach()), name)
+
+
 class TokenPositions(unittest.TestCase):
     """The token-position term's targets (train --token-position)."""
 

@@ -41,6 +41,7 @@ sys.path.insert(0, TOOLS)
 from demo import anatomy, texts  # noqa: E402
 from demo.samples import Sampler  # noqa: E402
 from demo.train import Trainer, TrainOptions  # noqa: E402
+from demo.train_probes import location_probe, mask_probe  # noqa: E402
 from unibiomed_ref import bundle as B  # noqa: E402
 from unibiomed_ref import prompt as P  # noqa: E402
 from unibiomed_ref.config import ModelConfig, demo_config  # noqa: E402
@@ -295,10 +296,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.eval()
         if tokens:  # what the image tokens tell of held-out lesions (a fixed draw)
             with torch.no_grad():
-                told = trainer.location_probe(held_out(SEED + 11))
+                told = location_probe(trainer, held_out(SEED + 11))
             say("probe tokens: " + ", ".join(f"{k} {v:.2f}" for k, v in told.items()))
         for name, case in probes:
-            dice = trainer.probe(case)
+            dice = mask_probe(trainer, case)
             say(f"probe {name} (from [SEG] / from code): " +
                 ", ".join(f"{t} {d:.2f}/{c:.2f}" for t, (d, c) in dice.items()))
         if reports:  # greedy reports on held-out lesion and normal slices (a fixed draw)

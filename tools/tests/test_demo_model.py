@@ -211,6 +211,7 @@ class LesionTerms(unittest.TestCase):
         from demo.samples import Sampler
         from demo.token_labels import LOCATIONS, cell_shares
         from demo.train import Trainer, TrainOptions
+        from demo.train_probes import location_probe
         from unibiomed_ref import prompt as P
         from unibiomed_ref.tokenizer import load_tokenizer
 
@@ -240,7 +241,7 @@ class LesionTerms(unittest.TestCase):
         self.assertLess(stats["patches"], 2 * np.log(256))
         for old, head in zip(before, heads):
             self.assertFalse(torch.equal(old, head.weight))
-        probe = trainer.location_probe(Sampler(subjects, P.ChatSettings(), True, 4), cases=4)
+        probe = location_probe(trainer, Sampler(subjects, P.ChatSettings(), True, 4), cases=4)
         self.assertEqual(set(probe), {"location", "side", "normal", "top token", "top patch"})
         self.assertTrue(all(0.0 <= v <= 1.0 for v in probe.values()))
         self.assertEqual(len(LOCATIONS), 1 + 2 * 9)

@@ -430,11 +430,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_reading(args: argparse.Namespace) -> int:
-    from demo.lesion_reading import lesion_reading
+    from demo.lesion_reading import lesion_detection, lesion_reading
 
-    _, model, _, tokenizer, settings = _load_work(args.work)
+    ck, model, _, tokenizer, settings = _load_work(args.work)
     torch.set_num_threads(args.threads)
-    figures = lesion_reading(model, tokenizer, settings, subjects(), CHAT, cases=args.cases)
+    subs = subjects()
+    figures = lesion_reading(model, tokenizer, settings, subs, CHAT, cases=args.cases)
+    if "patch_head" in ck.get("training", {}):  # the vision phase's lesion-patch head
+        figures.update(lesion_detection(model, ck["training"]["patch_head"], settings, subs,
+                                        CHAT))
     for name, value in figures.items():
         print(f"{name}: {value:.2f}")
     return 0

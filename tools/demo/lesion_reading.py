@@ -1,7 +1,8 @@
 """How a model reads a held-out lesion's side (make_demo_model.py reading): where the lesion
 attention head looks from a report's side word, whether the teacher-forced side word is right,
 and how much of the side the lesion's own image token carries (a linear probe fitted on
-training slices, scored on held-out ones) beside what its column alone tells.
+training slices, scored on held-out ones) beside what its column alone tells; and, with the
+training run's lesion-patch head, how often the vision encoder singles the lesion out.
 
 Every figure is on lesions inserted into the scans' own rendering, as the bar counts them."""
 
@@ -112,3 +113,39 @@ def lesion_reading(model, tokenizer, settings, subjects: Sequence[Subject], chat
             "side from the lesion token (linear probe)":
                 _side_probe(features(train, train_tokens), features(held, held_tokens)),
             "side from the lesion token's column": float(np.mean(column_ok))}
+
+
+@torch.no_grad()
+def lesion_detection(model, patch_head: Dict[str, torch.Tensor], settings,
+                     subjects: Sequence[Subject], chat, cases: int = 100,
+                     seed: int = 123) -> Dict[str, float]:
+    """How often the training run's patch head (``patch_head``: its state) scores a patch of
+    the lesion highest, on held-out lesions, over all and by scan and contrast (bright: hyper-
+    intense or hyperdense) and by the lesion's area in the picture."""
+    from demo.vision_terms import patches_and_tokens
+
+    model.eval()
+    encoder = model.export_parts()["vision_encoder"]
+    head = torch.nn.Linear(patch_head["weight"].shape[1], 1)
+    head.load_state_dict(patch_head)
+    hits: Dict[str, List[bool]] = {}
+    sampler = Sampler(subjects, chat, True, seed)
+    sampler.synthetic_lesions = 0.0
+    found = 0
+    while found < cases:
+        case = sampler.image_case(seg_turns=0, lesion_rate=1.0)
+        facts = case.facts.get("lesion")
+        if not facts:
+            continue
+        found += 1
+        patches, _, side = patches_and_tokens(
+            encoder, vision_tiles(PRE.grey_to_rgb(case.pictures[0]), settings))
+        lesion = case.labels["lesion"][0]
+        hit = bool(cell_shares(lesion, side)[int(head(patches[0])[:, 0].argmax())] > 0)
+        area = int(lesion.sum())
+        kind = f"{case.facts['subject']} {'bright' if facts['bright'] else 'dark'}"
+        size = "under 400 pixels" if area < 400 else "400 pixels or more"
+        for group in ("all", kind, size):
+            hits.setdefault(group, []).append(hit)
+    return {f"top patch on the lesion, {g} ({len(v)})": float(np.mean(v))
+            for g, v in sorted(hits.items())}

@@ -358,6 +358,36 @@ class LesionAttention(unittest.TestCase):
 
 
 @unittest.skipUnless(HAVE, "models/default or the sample cache is missing")
+class LesionDetection(unittest.TestCase):
+    def test_groups_partition_the_cases(self) -> None:
+        import re
+
+        import torch
+
+        import make_demo_model
+        from demo import anatomy
+        from demo.lesion_reading import lesion_detection
+        from unibiomed_ref import prompt as P
+        from unibiomed_ref.config import ModelConfig
+        from unibiomed_ref.model import UniBiomedModel
+
+        checkpoint = make_demo_model.bundle_checkpoint(BUNDLE)
+        model = UniBiomedModel(ModelConfig.from_dict(checkpoint["config"]))
+        model.load_state_dict(checkpoint["model"])
+        settings = make_demo_model.demo_settings(model.config, 2)
+        head = torch.nn.Linear(model.config.vision.hidden_size, 1).state_dict()
+        figures = lesion_detection(model, head, settings, [anatomy.ch2_subject(DATA)],
+                                   P.ChatSettings(), cases=5)
+        counts = {k: int(re.search(r"\((\d+)\)$", k).group(1)) for k in figures}
+        self.assertEqual(counts["top patch on the lesion, all (5)"], 5)
+        kinds = [c for k, c in counts.items() if k.split(", ")[1].startswith("ch2 ")]
+        sizes = [c for k, c in counts.items() if "pixels" in k]
+        self.assertEqual(sum(kinds), 5)
+        self.assertEqual(sum(sizes), 5)
+        self.assertTrue(all(0.0 <= v <= 1.0 for v in figures.values()))
+
+
+@unittest.skipUnless(HAVE, "models/default or the sample cache is missing")
 class ReadingPhase(unittest.TestCase):
     """The reading phase (train --reading-minutes): the language model learns, the vision
     encoder and projector (their tokens without gradients) do not move."""

@@ -18,19 +18,23 @@ from demo.anatomy import Subject
 from demo.lesion_attention import forward_with_head
 from demo.samples import Case, Sampler
 from demo.token_labels import cell_shares
+from demo.vision_terms import patches_and_tokens
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import model_parts
 from unibiomed_ref.pipeline import PRE, embed_prompt, vision_tiles
 
 
 def _lesion_cases(subjects: Sequence[Subject], chat, held_out: bool, seed: int,
-                  n: int) -> List[Case]:
+                  n: int, with_report: bool = True) -> List[Case]:
+    """``n`` slices with a lesion in the scans' own rendering (and, ``with_report``, a report
+    turn)."""
     sampler = Sampler(subjects, chat, held_out, seed)
     sampler.synthetic_lesions = 0.0
     cases: List[Case] = []
     while len(cases) < n:
         case = sampler.image_case(seg_turns=0, lesion_rate=1.0)
-        if case.facts.get("lesion") and any(t.task == "report" for t in case.turns):
+        if case.facts.get("lesion") and \
+                (not with_report or any(t.task == "report" for t in case.turns)):
             cases.append(case)
     return cases
 
@@ -122,28 +126,18 @@ def lesion_detection(model, patch_head: Dict[str, torch.Tensor], settings,
     """How often the training run's patch head (``patch_head``: its state) scores a patch of
     the lesion highest, on held-out lesions, over all and by scan and contrast (bright: hyper-
     intense or hyperdense) and by the lesion's area in the picture."""
-    from demo.vision_terms import patches_and_tokens
-
     model.eval()
     encoder = model.export_parts()["vision_encoder"]
     head = torch.nn.Linear(patch_head["weight"].shape[1], 1)
     head.load_state_dict(patch_head)
     hits: Dict[str, List[bool]] = {}
-    sampler = Sampler(subjects, chat, True, seed)
-    sampler.synthetic_lesions = 0.0
-    found = 0
-    while found < cases:
-        case = sampler.image_case(seg_turns=0, lesion_rate=1.0)
-        facts = case.facts.get("lesion")
-        if not facts:
-            continue
-        found += 1
+    for case in _lesion_cases(subjects, chat, True, seed, cases, with_report=False):
         patches, _, side = patches_and_tokens(
             encoder, vision_tiles(PRE.grey_to_rgb(case.pictures[0]), settings))
         lesion = case.labels["lesion"][0]
         hit = bool(cell_shares(lesion, side)[int(head(patches[0])[:, 0].argmax())] > 0)
         area = int(lesion.sum())
-        kind = f"{case.facts['subject']} {'bright' if facts['bright'] else 'dark'}"
+        kind = f"{case.facts['subject']} {'bright' if case.facts['lesion']['bright'] else 'dark'}"
         size = "under 400 pixels" if area < 400 else "400 pixels or more"
         for group in ("all", kind, size):
             hits.setdefault(group, []).append(hit)

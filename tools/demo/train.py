@@ -117,6 +117,8 @@ class Trainer:
         self.step_no = 0
         self.skipped: List[object] = []  # facts of the cases of steps with a non-finite loss
         self.low = settings.sam_image_size // 4
+        # the reading phase's pool (reading_pool > 0): its slices and their image tokens
+        self.reading_slices: Optional[Tuple[List[Case], torch.Tensor]] = None
 
     def lr_at(self, step: int) -> float:
         o = self.opts
@@ -210,12 +212,12 @@ class Trainer:
         self.opt.step()
         return {**{k: float(v) for k, v in stats.items()}, "seconds": time.perf_counter() - t0}
 
-    def _distill(self, emb: torch.Tensor, targets: Sequence[str], ce: torch.Tensor
-                 ) -> torch.Tensor:
-        """Mean squared error of the [SEG] embeddings ``emb`` to their targets' codes."""
+    def _distill(self, emb: torch.Tensor, targets: Sequence[str]) -> torch.Tensor:
+        """Mean squared error of the [SEG] embeddings ``emb`` to their targets' codes (0 when
+        no target has one)."""
         named = [(i, self.name_index[t]) for i, t in enumerate(targets) if t in self.name_index]
         if not named:
-            return ce * 0
+            return emb.new_zeros(())
         return F.mse_loss(emb[[i for i, _ in named]], self.codes[[t for _, t in named]].detach())
 
     def language_step(self, lr: float) -> Dict[str, float]:
@@ -239,7 +241,7 @@ class Trainer:
         emb = torch.cat([emb, vemb])
         targets = [cases[ci].turns[ti].target for ci, ti, _ in where] + \
             [volumes[ci].turns[ti].target for ci, ti, _ in vwhere]
-        distill = self._distill(emb, targets, ce)
+        distill = self._distill(emb, targets)
         total = ce + self.opts.distill * distill + self.opts.token_labels * aux["tokens"] + \
             self.opts.lesion_attention * aux["attention"]
         stats = {"ce": ce, "distill": distill, "tokens": aux["tokens"]}
@@ -265,18 +267,19 @@ class Trainer:
             cases = draw(o.reading_pictures)
             tokens = self.image_tokens(cases, grad=False)
         else:
-            if not hasattr(self, "_pool"):
+            if self.reading_slices is None:
                 pool = draw(o.reading_pool)
-                self._pool = (pool, torch.cat([self.image_tokens(pool[i:i + 50], False)[0]
-                                               for i in range(0, len(pool), 50)]))
-                if self._pool[1].shape[0] != len(pool):
+                encoded = torch.cat([self.image_tokens(pool[i:i + 50], False)[0]
+                                     for i in range(0, len(pool), 50)])
+                if encoded.shape[0] != len(pool):
                     raise ValueError("reading pool: one tile a slice expected")
-            pool, pool_tokens = self._pool
+                self.reading_slices = (pool, encoded)
+            pool, pool_tokens = self.reading_slices
             pick = self.sampler.rng.choice(len(pool), o.reading_pictures, replace=False)
             cases = [pool[i] for i in pick]
             tokens = (pool_tokens[torch.from_numpy(pick)], torch.arange(len(cases)))
         ce, emb, where, _ = self._language(cases, train_vision=False, tokens=tokens)
-        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where], ce)
+        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where])
         return self._apply(ce + o.distill * distill, lr, t0, {"ce": ce, "distill": distill})
 
     def vision_step(self, lr: float) -> Dict[str, float]:
@@ -531,7 +534,7 @@ class Trainer:
                                        else []) + \
             [(len(pictures) - len(extra) + i, c) for i, c in enumerate(extra)]
         code = self._code_losses(code_rows, embed, s0, s1)
-        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where], ce)
+        distill = self._distill(emb, [cases[ci].turns[ti].target for ci, ti, _ in where])
         # the stack: its first frame (the last [SEG]) conditions frames 1.. through memory
         k = len(where) - 1
         assert where[k][0] == 2

@@ -222,6 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         absent_per_picture=args.absent_codes,
                         language_lesion_rate=args.language_lesion_rate,
                         fact_weight=args.fact_weight, vision_lesion_rate=args.vision_lesion_rate,
+                        vision_dark_lesions=args.vision_dark_lesions,
                         synthetic_lesions=args.synthetic_lesions,
                         language_text_turns=args.text_turns, reading_pool=args.reading_pool)
     runs_before = len(init.get("history", [])) if init else 0
@@ -246,6 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   else "")
                + (f" --vision-lesion-rate {args.vision_lesion_rate:g}"
                   if args.vision_minutes and args.vision_lesion_rate != 0.7 else "")
+               + (f" --vision-dark-lesions {args.vision_dark_lesions:g}"
+                  if args.vision_minutes and args.vision_dark_lesions != 0.5 else "")
                + (f" --language-minutes {args.language_minutes:g}" if args.language_minutes
                   else "")
                + (f" --language-lesion-rate {args.language_lesion_rate:g}"
@@ -512,6 +515,8 @@ def main(argv: List[str] | None = None) -> int:
                    help="peak learning rate of the vision phase (0: --lr)")
     p.add_argument("--vision-lesion-rate", type=float, default=0.7,
                    help="share of the vision phase's slices with a lesion")
+    p.add_argument("--vision-dark-lesions", type=float, default=0.5,
+                   help="share of the vision phase's lesions drawn dark (hypo-)")
     p.add_argument("--language-minutes", type=float, default=0.0,
                    help="then the vision encoder and language model alone on the text answers")
     p.add_argument("--language-lesion-rate", type=float, default=0.8,

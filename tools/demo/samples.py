@@ -78,6 +78,8 @@ class Sampler:
         # rendered from the scan itself (the lesion inserted into the real scan). 1: any
         # rendering, as the shipped model was trained.
         self.synthetic_lesions = 1.0
+        # The share of lesions drawn bright (hyperintense, hyperdense); held-out draws keep 0.5.
+        self.bright_lesions = 0.5
 
     # -- rendering -------------------------------------------------------------------------
     def _slab(self, subject: Subject, ks: Sequence[int], lesion: Optional[synth.Lesion],
@@ -136,7 +138,7 @@ class Sampler:
         i, j = where[int(self.rng.integers(len(where)))]
         kc = int(np.clip(k + self.rng.integers(-2, 3), 0, subject.image.shape[2] - 1))
         return synth.make_lesion(self.rng, (int(i), int(j), kc), subject.spacing,
-                                 subject.lesion_space)
+                                 subject.lesion_space, self.bright_lesions)
 
     def _structure(self, subject: Subject, name: str, ks: Sequence[int]) -> np.ndarray:
         k0, k1 = min(ks), max(ks) + 1

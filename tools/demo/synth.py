@@ -85,9 +85,10 @@ class Lesion:
 
 
 def make_lesion(rng: np.random.Generator, centre: Tuple[int, int, int],
-                spacing: Tuple[float, float, float], allowed: np.ndarray) -> Lesion:
+                spacing: Tuple[float, float, float], allowed: np.ndarray,
+                bright_rate: float = 0.5) -> Lesion:
     """An irregular ellipsoid 10 to 40 mm across around ``centre`` (voxel), kept inside
-    ``allowed`` (bool volume)."""
+    ``allowed`` (bool volume), bright (hyperintense, hyperdense) with ``bright_rate``."""
     radii_mm = rng.uniform(5, 20, 3)
     radii = np.maximum(radii_mm / np.asarray(spacing), 1.5)
     half = np.ceil(radii * 1.4).astype(int) + 1
@@ -100,7 +101,7 @@ def make_lesion(rng: np.random.Generator, centre: Tuple[int, int, int],
     wobble = 0.35 * _smooth_field(rng, d.shape, 3)
     mask = (np.sqrt(d) + wobble < 1.0) & allowed[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     texture = _smooth_field(rng, d.shape, 5)
-    return Lesion(mask, (int(lo[0]), int(lo[1]), int(lo[2])), texture, bool(rng.random() < 0.5))
+    return Lesion(mask, (int(lo[0]), int(lo[1]), int(lo[2])), texture, bool(rng.random() < bright_rate))
 
 
 def paint_lesion(volume: np.ndarray, lesion: Lesion, rng: np.random.Generator,

@@ -79,6 +79,9 @@ class TrainOptions:
     vision_pictures: int = 16
     vision_lesion_rate: float = 0.7
     vision_lesion_touch: float = 1.0
+    # The share of the vision phase's lesions drawn dark (hypointense, hypodense): the bright
+    # ones are found from their intensity alone, the dark ones sit among sulci and ventricles.
+    vision_dark_lesions: float = 0.5
     # The tracking phase (--track-minutes): frames of its stacks (spacing 1 to 4 slices).
     track_frames: int = 6
     # Dense labels on the vision tokens (training only): a linear head must tell, for each of

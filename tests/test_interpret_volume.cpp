@@ -670,6 +670,28 @@ TEST(InterpretVolume, LlmFramesReleaseAndAList) {
   }
 }
 
+TEST(InterpretVolume, PromptFramesEveryAndABadValue) {
+  const fs::path dir = scratch_dir("interpret_volume_prompt_frames_input");
+  const fs::path input = write_volume(phantom({24, 20, 16}, {1.0, 1.0, 1.0}), dir / "v.nii.gz");
+  const Volume in = unibiomed::read_image(input);
+  const Interpreted every =
+      interpret("prompt_frames_every", input, "--modality mr --target brain --prompt-frames every");
+  expect_volume_result(every, in, "axial");
+  if (every.result.is_object()) {
+    EXPECT_EQ(every.result["sequence"]["prompt_frames"], "every");
+    EXPECT_EQ(every.result["sequence"]["llm_frames"].size(), 5U);  // the language side as before
+  }
+  const Interpreted seen = interpret("prompt_frames_seen", input, "--modality mr --target brain");
+  if (seen.result.is_object()) {
+    EXPECT_EQ(seen.result["sequence"]["prompt_frames"], "seen");
+  }
+  const Interpreted bad =
+      interpret("prompt_frames_bad", input, "--modality mr --target brain --prompt-frames all");
+  EXPECT_EQ(bad.run.code, 2) << bad.run.err;
+  EXPECT_NE(bad.run.err.find("--prompt-frames 'all'"), std::string::npos) << bad.run.err;
+  EXPECT_FALSE(fs::exists(bad.dir / "result.json"));
+}
+
 // ---- empty findings of a sequence, in the results functions --------------------------------
 
 TEST(InterpretVolume, EmptyFindingOfASequenceIsReported) {
@@ -723,7 +745,8 @@ TEST(InterpretVolume, EmptyFindingOfASequenceIsReported) {
   EXPECT_EQ(j["sequence"], nlohmann::json({{"frames", 5},
                                            {"slicing", "axial"},
                                            {"llm_frames", {0, 2, 4}},
-                                           {"frame_rule", "spread"}}));
+                                           {"frame_rule", "spread"},
+                                           {"prompt_frames", "seen"}}));
   EXPECT_EQ(j["display"], "8-bit values as stored");
   const auto& e = j["findings"][0];
   EXPECT_EQ(e["empty"], true);

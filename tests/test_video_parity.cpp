@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -221,6 +222,49 @@ TYPED_TEST(VideoParity, ObjectsTrackedTogetherMatchEachAlone) {
     }
   }
   EXPECT_NE(together.masks[0], together.masks[1]) << "the two objects should differ";
+}
+
+// --prompt-frames every: each frame is decoded from the [SEG] prompt alone, exactly as it is as
+// a conditioning frame of the release's run (the golden's, or one prompted on that frame only),
+// and no memory is made; the Session says which frames it prompted.
+TYPED_TEST(VideoParity, PromptingEveryFrameDecodesEachAlone) {
+  torch::InferenceMode guard;
+  const VideoCase& v = this->cases_[1];
+  unibiomed::VideoOptions options;
+  options.height = static_cast<int>(this->frames_.size(1));
+  options.width = static_cast<int>(this->frames_.size(2));
+  options.keep_low_res = true;
+  const torch::Tensor language = v.tensors.at("language_embeddings");
+  const std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  const auto every = unibiomed::propagate_video(this->model_->parts(), this->model_->manifest(), 8,
+                                                &TestFixture::frame, language, all, options);
+  EXPECT_EQ(every.order, all);
+  EXPECT_EQ(every.peak_memories, 0);
+  const torch::Tensor gold_low = v.tensors.at("low_res");
+  const std::vector<int> cond = v.llm_frames();
+  for (const int f : cond) {
+    SCOPED_TRACE("conditioning frame " + std::to_string(f));
+    EXPECT_LT(relative_error(every.low_res.select(1, f), gold_low.select(1, f)), 1e-5);
+  }
+  for (const int f : {0, 7}) {
+    if (std::find(cond.begin(), cond.end(), f) != cond.end()) continue;
+    SCOPED_TRACE("frame " + std::to_string(f));
+    const auto alone = unibiomed::propagate_video(this->model_->parts(), this->model_->manifest(),
+                                                  8, &TestFixture::frame, language, {f}, options);
+    EXPECT_LT(relative_error(every.low_res.select(1, f), alone.low_res.select(1, f)), 1e-5);
+  }
+
+  unibiomed::Session session(this->model_);
+  unibiomed::InputFrames input = this->input_frames();
+  input.llm_frames = cond;
+  input.prompt_every_frame = true;
+  unibiomed::InterpretRequest request;
+  request.targets = {v.meta["target"].get<std::string>()};
+  const auto result = session.interpret_frames(input, request);
+  EXPECT_EQ(result.prompt_frames, "every");
+  EXPECT_EQ(result.llm_frames, cond);
+  ASSERT_EQ(result.findings.size(), 1U);
+  EXPECT_EQ(result.findings[0].mask, every.masks[0]) << "mask voxels differ";
 }
 
 // Memory is bounded: a long sequence holds the conditioning frames' memories and a window of

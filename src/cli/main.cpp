@@ -103,6 +103,7 @@ unibiomed::InterpretCommand interpret_command(const Settings& settings) {
   command.window = settings.window;
   command.axis = settings.axis;
   command.llm_frames = settings.llm_frames;
+  command.prompt_frames = settings.prompt_frames;
   command.json = settings.json;
   auto& request = command.request;
   request.task = settings.task;

@@ -102,6 +102,12 @@ const std::vector<OptionRow>& option_table() {
        "(the first 5, as the release) or a list such as 40,60,80",
        &Settings::llm_frames},
       {{"interpret", "batch"},
+       "--prompt-frames",
+       "Volumes: frames the [SEG] prompts: seen (default, those the language model saw; SAM2's "
+       "memory carries the masks to the others, as the release) or every (each frame decoded "
+       "from the prompt alone)",
+       &Settings::prompt_frames},
+      {{"interpret", "batch"},
        "--max-new-tokens",
        "Cut the answer at this many tokens (default: the model's limit)",
        &Settings::max_new_tokens},

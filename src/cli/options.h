@@ -33,6 +33,7 @@ struct Settings {
   std::string window;
   std::string axis;
   std::string llm_frames;
+  std::string prompt_frames;
   int max_new_tokens = 0;
   double temperature = 0.0;
   double top_p = 1.0;

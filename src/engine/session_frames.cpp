@@ -1,10 +1,12 @@
 // A frame sequence (volume slices or cine frames) through the video pipeline of the release:
 // the language model sees a few frames, one tile each; each [SEG] conditions those frames; SAM2's
-// memory propagates the masks through all the frames.
+// memory propagates the masks through all the frames. With prompt_every_frame the [SEG]
+// embeddings condition every frame instead, and nothing is left to the memory.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 
 #include "engine/frame_choice.h"
 #include "engine/session_state.h"
@@ -66,6 +68,7 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
 
   stage("preprocess");
   result.llm_frames = choose_frames(input, m, result.frame_rule);
+  result.prompt_frames = input.prompt_every_frame ? "every" : "seen";
   std::vector<Image8> tiles;
   const int tile = m.vision.tile_size;
   for (const int f : result.llm_frames) {
@@ -95,8 +98,13 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
     VideoOptions options;
     options.height = input.height;
     options.width = input.width;
-    VideoMasks video = propagate_video(parts, m, input.count, input.frame, groundings.language,
-                                       result.llm_frames, options);
+    std::vector<int> prompted = result.llm_frames;
+    if (input.prompt_every_frame) {
+      prompted.resize(static_cast<std::size_t>(input.count));
+      std::iota(prompted.begin(), prompted.end(), 0);
+    }
+    VideoMasks video =
+        propagate_video(parts, m, input.count, input.frame, groundings.language, prompted, options);
     result.times.sam_encode = video.encode_seconds;
     result.times.sam_decode = video.track_seconds;
     clock.lap();

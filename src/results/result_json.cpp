@@ -187,7 +187,8 @@ nlohmann::json interpretation_to_json(const Interpretation& r, const ResultConte
     j["sequence"] = {{"frames", r.frames},
                      {"slicing", ctx.slicing},
                      {"llm_frames", r.llm_frames},
-                     {"frame_rule", r.frame_rule}};
+                     {"frame_rule", r.frame_rule},
+                     {"prompt_frames", r.prompt_frames}};
   }
   if (!ctx.display.empty()) j["display"] = ctx.display;
   j["model"] = {{"name", ctx.model_name},

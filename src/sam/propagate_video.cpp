@@ -199,6 +199,8 @@ VideoMasks propagate_video(const ModelParts& parts, const BundleManifest& m, int
   const std::set<int> is_cond(cond.begin(), cond.end());
   const int reach = (policy.num_maskmem - 1) * policy.stride + 1;
   const bool backward = cond.front() > 0;
+  // Every frame prompted: no frame is tracked, so no memory is ever read.
+  const bool needs_memory = static_cast<int>(cond.size()) < num_frames;
   Bank bank;
   std::set<int> tracked;
 
@@ -225,12 +227,16 @@ VideoMasks propagate_video(const ModelParts& parts, const BundleManifest& m, int
     const torch::Tensor& low_res = best.at(0);
     const torch::Tensor& high_res = best.at(1);
     expect_shape(high_res, {k, 1, size, size}, "sam_tracker", "best mask");
-    bank.pointers[frame] = tracker.call_tensor("object_pointer", {d.tokens, d.iou, d.object_score});
-    const auto memory = tracker.call_tuple(
-        "encode_memory", {embed.expand({k, -1, -1, -1}), high_res, d.object_score, is_cond_frame});
-    expect_shape(memory.at(0), {k, -1, h, h}, "sam_tracker", "memory features");
-    bank.memory[frame] = memory[0];
-    out.peak_memories = std::max(out.peak_memories, static_cast<int>(bank.memory.size()));
+    if (needs_memory) {
+      bank.pointers[frame] =
+          tracker.call_tensor("object_pointer", {d.tokens, d.iou, d.object_score});
+      const auto memory = tracker.call_tuple(
+          "encode_memory",
+          {embed.expand({k, -1, -1, -1}), high_res, d.object_score, is_cond_frame});
+      expect_shape(memory.at(0), {k, -1, h, h}, "sam_tracker", "memory features");
+      bank.memory[frame] = memory[0];
+      out.peak_memories = std::max(out.peak_memories, static_cast<int>(bank.memory.size()));
+    }
 
     const torch::Tensor image =
         torch::upsample_bilinear2d(high_res, {options.height, options.width}, false);

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -166,9 +166,11 @@ def lesion_reports(parts, tok, settings, sampler: Sampler, cases: int,
 
 
 def volume_runs(engine: str, bundle: str, data_dir: str, subjects: Dict[str, Subject],
-                rules: Sequence[str] = ("spread", "release")) -> List[Dict[str, object]]:
-    """Whole volumes through the engine binary, per frame rule: 3-D Dice of the mask it writes
-    on the input grid against the ground truth."""
+                rules: Sequence[Tuple[str, str]] = (("spread", "seen"), ("release", "seen"),
+                                                    ("spread", "every"))
+                ) -> List[Dict[str, object]]:
+    """Whole volumes through the engine binary, per (frame rule, prompted frames): 3-D Dice of
+    the mask it writes on the input grid against the ground truth."""
     jobs = [("ch2", os.path.join(data_dir, "mricron", "ch2.nii.gz"), "lateral ventricles"),
             ("ch2", os.path.join(data_dir, "mricron", "ch2.nii.gz"), "brain"),
             ("invesalius-ct", os.path.join(data_dir, "invesalius", "ct.mhd"), "skull"),
@@ -176,10 +178,11 @@ def volume_runs(engine: str, bundle: str, data_dir: str, subjects: Dict[str, Sub
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for subject, path, target in jobs:
-            for rule in rules:
-                res = os.path.join(tmp, f"{subject}-{target}-{rule}".replace(" ", "_"))
+            for rule, prompted in rules:
+                res = os.path.join(tmp, f"{subject}-{target}-{rule}-{prompted}".replace(" ", "_"))
                 cmd = [engine, "interpret", path, "-m", bundle, "--target", target,
-                       "--llm-frames", rule, "-o", res, "-q", "--json"]
+                       "--llm-frames", rule, "--prompt-frames", prompted, "-o", res, "-q",
+                       "--json"]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()}")
@@ -195,7 +198,7 @@ def volume_runs(engine: str, bundle: str, data_dir: str, subjects: Dict[str, Sub
                 else:
                     pred = np.zeros_like(gt)
                 out.append({"subject": subject, "target": target, "rule": rule,
-                            "dice": dice(pred, gt),
+                            "prompted": prompted, "dice": dice(pred, gt),
                             "llm_frames": result.get("sequence", {}).get("llm_frames")})
     return out
 

@@ -58,11 +58,14 @@ def figures(report: Dict[str, object]) -> str:
             out.append(_lesion_line(report[key], where))
     if "volumes" in report:
         out.append("\n**Whole volumes through `unibiomed interpret`** (3-D Dice on the input "
-                   "grid; frames the language model sees by rule)\n")
-        out.append("| scan | target | rule | frames seen | Dice |\n|---|---|---|---|---|")
+                   "grid; frames the language model sees by rule; frames the prompt conditions: "
+                   "`seen` as the release, SAM2's memory doing the rest, or `every`)\n")
+        out.append("| scan | target | rule | frames seen | prompted | Dice |\n"
+                   "|---|---|---|---|---|---|")
         for row in report["volumes"]:
             out.append(f"| {row['subject']} | {row['target']} | {row['rule']} | "
-                       f"{row['llm_frames']} | {row['dice']:.3f} |")
+                       f"{row['llm_frames']} | {row.get('prompted', 'seen')} | "
+                       f"{row['dice']:.3f} |")
     return "\n".join(out)
 
 

@@ -106,6 +106,7 @@ TEST(Manifest, ReadsTheTinyBundle) {
   EXPECT_EQ(m.chat.stop_words, std::vector<std::string>{"<|end|>"});
   EXPECT_EQ(m.chat.tasks.at("segment"), "<image>Please segment {target}.");
   EXPECT_TRUE(fs::exists(m.file_path("language_decoder")));
+  EXPECT_EQ(m.video_prompt_frames, "seen");  // not in this manifest: the release's
 }
 
 class BrokenManifest : public ::testing::Test {
@@ -162,6 +163,12 @@ TEST_F(BrokenManifest, SpecialTokenOutsideVocabulary) {
   manifest_["tokenizer"]["special_tokens"]["<p>"] = 99999;
   save();
   expect_error("special token <p> has id 99999");
+}
+
+TEST_F(BrokenManifest, UnknownPromptFrames) {
+  manifest_["video"]["prompt_frames"] = "all";
+  save();
+  expect_error("video: prompt_frames 'all', expected seen or every");
 }
 
 TEST_F(BrokenManifest, NotJson) {

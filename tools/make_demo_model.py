@@ -57,8 +57,10 @@ CHAT = ChatSettings(max_new_tokens=64)
 
 
 def demo_settings(config: ModelConfig, eos_id: int) -> InferenceSettings:
-    """One tile per image (the model is trained on one), short answers."""
-    return settings_for_config(config, [eos_id], chat=CHAT, max_tiles=1)
+    """One tile per image (the model is trained on one), short answers; in video mode the [SEG]
+    prompts every frame (its memory path loses small structures within a few slices)."""
+    return settings_for_config(config, [eos_id], chat=CHAT, max_tiles=1,
+                               video_prompt_frames="every")
 
 
 def subjects() -> List[anatomy.Subject]:

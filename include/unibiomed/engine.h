@@ -120,8 +120,9 @@ struct InputFrames {
   std::vector<int> llm_frames;  // explicit choice (0-based), instead of the rule
   // false (the release): the [SEG] embeddings prompt the frames the language model saw and
   // SAM2's memory carries the masks to the others; true: they prompt every frame, each decoded
-  // on its own like a 2-D image, and the memory is not used.
-  bool prompt_every_frame = false;
+  // on its own like a 2-D image, and the memory is not used. Unset: the bundle's
+  // video.prompt_frames.
+  std::optional<bool> prompt_every_frame;
 };
 
 // ---- the result -----------------------------------------------------------------------------

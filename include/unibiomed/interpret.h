@@ -22,7 +22,8 @@ struct InterpretCommand {
   std::string window;         // CT window preset or "W,L"; "": by body region (default_ct_window)
   std::string axis;           // volumes: axial (default), coronal, sagittal
   std::string llm_frames;     // volumes: spread (default), release, or frames "0,40,80"
-  std::string prompt_frames;  // volumes: seen (default: the llm_frames, as the release) or every
+  std::string prompt_frames;  // volumes: seen (the llm_frames, as the release), every, or "": the
+                              // model's video.prompt_frames
   bool json = false;          // stdout gets the result JSON instead of the text
   bool progress = false;      // a line on `log` at the start of each stage
 };

@@ -66,6 +66,9 @@ struct BundleManifest {
   LanguageInfo language;
   SamInfo sam;
   int video_llm_frames = 5;
+  // The frames a [SEG] prompts in video mode when the request does not say: "seen" (the
+  // frames the language model saw, as the release) or "every".
+  std::string video_prompt_frames = "seen";
   nlohmann::json raw;  // the whole manifest, for what the engine does not model
 
   std::filesystem::path file_path(const std::string& key) const;

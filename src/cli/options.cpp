@@ -103,9 +103,9 @@ const std::vector<OptionRow>& option_table() {
        &Settings::llm_frames},
       {{"interpret", "batch"},
        "--prompt-frames",
-       "Volumes: frames the [SEG] prompts: seen (default, those the language model saw; SAM2's "
-       "memory carries the masks to the others, as the release) or every (each frame decoded "
-       "from the prompt alone)",
+       "Volumes: frames the [SEG] prompts: seen (those the language model saw; SAM2's memory "
+       "carries the masks to the others, as the release) or every (each frame decoded from the "
+       "prompt alone); default: the model's (video.prompt_frames, else seen)",
        &Settings::prompt_frames},
       {{"interpret", "batch"},
        "--max-new-tokens",

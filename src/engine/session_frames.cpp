@@ -68,7 +68,8 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
 
   stage("preprocess");
   result.llm_frames = choose_frames(input, m, result.frame_rule);
-  result.prompt_frames = input.prompt_every_frame ? "every" : "seen";
+  const bool every = input.prompt_every_frame.value_or(m.video_prompt_frames == "every");
+  result.prompt_frames = every ? "every" : "seen";
   std::vector<Image8> tiles;
   const int tile = m.vision.tile_size;
   for (const int f : result.llm_frames) {
@@ -99,7 +100,7 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
     options.height = input.height;
     options.width = input.width;
     std::vector<int> prompted = result.llm_frames;
-    if (input.prompt_every_frame) {
+    if (every) {
       prompted.resize(static_cast<std::size_t>(input.count));
       std::iota(prompted.begin(), prompted.end(), 0);
     }

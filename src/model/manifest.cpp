@@ -136,7 +136,13 @@ BundleManifest read_manifest(const fs::path& dir) {
   m.sam.language_embed_dim = get<int>(sam, "language_embed_dim", at_sam);
   m.sam.num_maskmem = get<int>(sam, "num_maskmem", at_sam);
   m.sam.max_obj_ptrs = get<int>(sam, "max_obj_ptrs", at_sam);
-  m.video_llm_frames = get<int>(table_at(r, "video", where), "llm_frames", where + " video");
+  const json& video = table_at(r, "video", where);
+  m.video_llm_frames = get<int>(video, "llm_frames", where + " video");
+  m.video_prompt_frames = get_or<std::string>(video, "prompt_frames", "seen", where + " video");
+  if (m.video_prompt_frames != "seen" && m.video_prompt_frames != "every") {
+    throw input_error(where + " video: prompt_frames '" + m.video_prompt_frames +
+                      "', expected seen or every");
+  }
   for (const auto& [token, id] : m.tokenizer.special_tokens) {
     if (id < 0 || id >= m.language.vocab_size) {
       throw input_error(where + ": special token " + token + " has id " + std::to_string(id) +

@@ -219,11 +219,22 @@ class TestTinyBundleGoldens(unittest.TestCase):
                 frames = [np.repeat(g[:, :, None], 3, axis=2) for g in grey]
                 out = interpret_frames(self.parts, self.tok, self.settings, frames,
                                        case["task"], case["target"],
-                                       llm_frames=case["llm_frames"])
+                                       llm_frames=case["llm_frames"], prompt_frames="seen")
                 gold = load_file(os.path.join(TINY_GOLDEN, case["tensors"]))
                 self.assertEqual(out.generation.output_ids, case["output_ids"])
                 assert_close(self, "low_res", out.low_res, gold["low_res"])
                 self.assertTrue(np.array_equal(out.masks, gold["masks"].numpy().astype(bool)))
+                # every frame prompted: the seen frames decode as they did as conditioning
+                # frames; the frame rule of the language side is unchanged
+                every = interpret_frames(self.parts, self.tok, self.settings, frames,
+                                         case["task"], case["target"],
+                                         llm_frames=case["llm_frames"], prompt_frames="every")
+                self.assertEqual(every.llm_frames, out.llm_frames)
+                for f in out.llm_frames:
+                    assert_close(self, f"low_res {f}", every.low_res[:, f], gold["low_res"][:, f])
+                with self.assertRaises(ValueError):
+                    interpret_frames(self.parts, self.tok, self.settings, frames[:2],
+                                     case["task"], case["target"], prompt_frames="all")
 
 
 class TestFullSizeLayout(unittest.TestCase):

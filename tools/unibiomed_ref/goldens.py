@@ -124,10 +124,11 @@ def write_goldens(bundle_dir: str, golden_dir: str, eager: ModelParts, data_dir:
     save_file({"frames": torch.from_numpy(np.stack([f[:, :, 0] for f in frames]))},
               os.path.join(golden_dir, frames_file))
     for rule, llm_frames in (("release", None), ("spread", [1, 4, 6])):
+        # the release's video path, whatever the bundle's default prompt_frames
         out = interpret_frames(parts, tokenizer, settings, frames, "segment", "brain",
-                               llm_frames=llm_frames)
+                               llm_frames=llm_frames, prompt_frames="seen")
         ref = interpret_frames(eager, tokenizer, settings, frames, "segment", "brain",
-                               llm_frames=llm_frames)
+                               llm_frames=llm_frames, prompt_frames="seen")
         _close("video low_res", out.low_res, ref.low_res)
         name = f"ch2_video_{rule}"
         save_file({"prompt_ids": torch.tensor(out.generation.prompt_ids, dtype=torch.int64),

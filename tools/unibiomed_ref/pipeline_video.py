@@ -26,7 +26,7 @@ from unibiomed_ref.settings import InferenceSettings
 
 @dataclasses.dataclass
 class ResultVideo:
-    llm_frames: List[int]  # frames the language model saw (= conditioning frames)
+    llm_frames: List[int]  # frames the language model saw (the conditioning frames, with "seen")
     generation: Generation
     language_embeddings: torch.Tensor  # [K, D]
     low_res: torch.Tensor  # [K, F, 1, h, w] chosen mask logits per frame
@@ -50,14 +50,21 @@ def interpret_frames(parts: ModelParts, tokenizer, s: InferenceSettings,
                      frames: Sequence[np.ndarray], task: str = "segment", target: str = "",
                      question: str = "", llm_frames: Optional[Sequence[int]] = None,
                      max_new_tokens: Optional[int] = None,
-                     dtype: torch.dtype = torch.float32) -> ResultVideo:
-    """Run the video pipeline on RGB uint8 frames [H, W, 3] (all the same size)."""
+                     dtype: torch.dtype = torch.float32,
+                     prompt_frames: Optional[str] = None) -> ResultVideo:
+    """Run the video pipeline on RGB uint8 frames [H, W, 3] (all the same size). The [SEG]
+    embeddings prompt the frames the language model saw (``prompt_frames`` "seen", as the
+    release; SAM2's memory does the rest) or every frame ("every"); None: the settings'."""
     if not frames:
         raise ValueError("interpret_frames needs at least one frame")
     height, width = frames[0].shape[:2]
     seen = sorted(set(release_llm_frames(len(frames), s) if llm_frames is None else llm_frames))
     if not seen or seen[0] < 0 or seen[-1] >= len(frames):
         raise ValueError(f"language-model frames {seen} outside 0..{len(frames) - 1}")
+    prompted = prompt_frames or s.video_prompt_frames
+    if prompted not in ("seen", "every"):
+        raise ValueError(f"prompt_frames {prompted!r}: expected seen or every")
+    cond = list(range(len(frames))) if prompted == "every" else seen
     tiles = torch.from_numpy(np.stack([frame_tile(frames[i], s) for i in seen]))
     tokens = parts.vision(tiles.to(dtype))
     user = P.task_text(s.chat, task, target, question)
@@ -73,7 +80,7 @@ def interpret_frames(parts: ModelParts, tokenizer, s: InferenceSettings,
     lows, masks = [], []
     for k in range(language.shape[0]):
         out = run_video(parts.sam_image, parts.sam_decoder, parts.sam_tracker, sam_frames,
-                        language[k], cond_frames=seen, orig_size=(height, width))
+                        language[k], cond_frames=cond, orig_size=(height, width))
         lows.append(out.low_res)
         masks.append(out.masks.numpy())
     f = len(frames)

@@ -48,6 +48,8 @@ class InferenceSettings:
     language_embed_dim: int = 256
     #: Video (volume) mode: the language model sees this many frames, one tile each.
     video_llm_frames: int = 5
+    # The frames a [SEG] prompts in video mode by default: "seen" (as the release) or "every".
+    video_prompt_frames: str = "seen"
     num_maskmem: int = 7
     max_obj_ptrs: int = 16
 
@@ -86,7 +88,8 @@ class InferenceSettings:
                 "num_maskmem": self.num_maskmem,
                 "max_obj_ptrs": self.max_obj_ptrs,
             },
-            "video": {"llm_frames": self.video_llm_frames, "llm_frame_tiles": 1},
+            "video": {"llm_frames": self.video_llm_frames, "llm_frame_tiles": 1,
+                      "prompt_frames": self.video_prompt_frames},
         }
 
     @staticmethod
@@ -117,6 +120,7 @@ class InferenceSettings:
             mask_threshold=float(sam["mask_threshold"]),
             language_embed_dim=int(sam["language_embed_dim"]),
             video_llm_frames=int(m["video"]["llm_frames"]),
+            video_prompt_frames=str(m["video"].get("prompt_frames", "seen")),
             num_maskmem=int(sam["num_maskmem"]),
             max_obj_ptrs=int(sam["max_obj_ptrs"]),
         )

@@ -88,8 +88,10 @@ class InferenceSettings:
                 "num_maskmem": self.num_maskmem,
                 "max_obj_ptrs": self.max_obj_ptrs,
             },
+            # prompt_frames only when not the release's "seen" (older manifests lack it)
             "video": {"llm_frames": self.video_llm_frames, "llm_frame_tiles": 1,
-                      "prompt_frames": self.video_prompt_frames},
+                      **({"prompt_frames": self.video_prompt_frames}
+                         if self.video_prompt_frames != "seen" else {})},
         }
 
     @staticmethod

@@ -106,7 +106,8 @@ TEST(Manifest, ReadsTheTinyBundle) {
   EXPECT_EQ(m.chat.stop_words, std::vector<std::string>{"<|end|>"});
   EXPECT_EQ(m.chat.tasks.at("segment"), "<image>Please segment {target}.");
   EXPECT_TRUE(fs::exists(m.file_path("language_decoder")));
-  EXPECT_EQ(m.video_prompt_frames, "seen");  // not in this manifest: the release's
+  EXPECT_EQ(m.video_prompt_frames,
+            unibiomed::PromptFrames::Seen);  // not in this manifest: the release's
 }
 
 class BrokenManifest : public ::testing::Test {

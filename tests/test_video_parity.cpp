@@ -142,7 +142,8 @@ TYPED_TEST(VideoParity, SessionReproducesBothFrameRules) {
   for (const VideoCase& v : this->cases_) {
     SCOPED_TRACE(v.name());
     unibiomed::InputFrames input = this->input_frames();
-    input.prompt_every_frame = false;  // the goldens follow the release, whatever the bundle says
+    input.prompt_frames =
+        unibiomed::PromptFrames::Seen;  // the goldens follow the release, whatever the bundle says
     if (v.name() == "ch2_video_release") {
       input.rule = unibiomed::FrameRule::Release;
     } else {
@@ -258,11 +259,11 @@ TYPED_TEST(VideoParity, PromptingEveryFrameDecodesEachAlone) {
   unibiomed::Session session(this->model_);
   unibiomed::InputFrames input = this->input_frames();
   input.llm_frames = cond;
-  input.prompt_every_frame = true;
+  input.prompt_frames = unibiomed::PromptFrames::Every;
   unibiomed::InterpretRequest request;
   request.targets = {v.meta["target"].get<std::string>()};
   const auto result = session.interpret_frames(input, request);
-  EXPECT_EQ(result.prompt_frames, "every");
+  EXPECT_EQ(result.prompt_frames, unibiomed::PromptFrames::Every);
   EXPECT_EQ(result.llm_frames, cond);
   ASSERT_EQ(result.findings.size(), 1U);
   EXPECT_EQ(result.findings[0].mask, every.masks[0]) << "mask voxels differ";

@@ -118,11 +118,9 @@ struct InputFrames {
   std::optional<std::array<double, 3>> spacing_mm;  // (column, row, slice)
   FrameRule rule = FrameRule::Spread;
   std::vector<int> llm_frames;  // explicit choice (0-based), instead of the rule
-  // false (the release): the [SEG] embeddings prompt the frames the language model saw and
-  // SAM2's memory carries the masks to the others; true: they prompt every frame, each decoded
-  // on its own like a 2-D image, and the memory is not used. Unset: the bundle's
-  // video.prompt_frames.
-  std::optional<bool> prompt_every_frame;
+  // The frames the [SEG] embeddings prompt (with Every the memory is not used); unset: the
+  // bundle's video.prompt_frames.
+  std::optional<PromptFrames> prompt_frames;
 };
 
 // ---- the result -----------------------------------------------------------------------------
@@ -171,10 +169,10 @@ struct StageTimes {  // seconds
 struct Interpretation {
   int width = 0;
   int height = 0;
-  int frames = 1;                      // > 1 for a frame sequence
-  std::vector<int> llm_frames;         // frame sequences: the frames the language model saw
-  std::string frame_rule;              // frame sequences: "release", "spread" or "given"
-  std::string prompt_frames = "seen";  // frame sequences: "seen" (the llm_frames) or "every"
+  int frames = 1;               // > 1 for a frame sequence
+  std::vector<int> llm_frames;  // frame sequences: the frames the language model saw
+  std::string frame_rule;       // frame sequences: "release", "spread" or "given"
+  PromptFrames prompt_frames = PromptFrames::Seen;  // frame sequences: which the [SEG] prompts
   std::vector<Answer> answers;
   std::vector<Finding> findings;
   StageTimes times;

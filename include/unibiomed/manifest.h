@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,13 @@ struct SamInfo {
   int max_obj_ptrs = 16;
 };
 
+// The frames a [SEG] embedding prompts in video mode: those the language model saw, SAM2's
+// memory carrying the masks to the others (the release), or every frame, each decoded on its
+// own like a 2-D image.
+enum class PromptFrames { Seen, Every };
+std::optional<PromptFrames> prompt_frames_named(const std::string& name);  // "seen" | "every"
+std::string to_string(PromptFrames frames);
+
 struct BundleManifest {
   std::filesystem::path dir;
   std::string name;
@@ -66,9 +74,8 @@ struct BundleManifest {
   LanguageInfo language;
   SamInfo sam;
   int video_llm_frames = 5;
-  // The frames a [SEG] prompts in video mode when the request does not say: "seen" (the
-  // frames the language model saw, as the release) or "every".
-  std::string video_prompt_frames = "seen";
+  // The frames a [SEG] prompts in video mode when the request does not say (video.prompt_frames).
+  PromptFrames video_prompt_frames = PromptFrames::Seen;
   nlohmann::json raw;  // the whole manifest, for what the engine does not model
 
   std::filesystem::path file_path(const std::string& key) const;

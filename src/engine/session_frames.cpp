@@ -1,6 +1,6 @@
 // A frame sequence (volume slices or cine frames) through the video pipeline of the release:
 // the language model sees a few frames, one tile each; each [SEG] conditions those frames; SAM2's
-// memory propagates the masks through all the frames. With prompt_every_frame the [SEG]
+// memory propagates the masks through all the frames. With PromptFrames::Every the [SEG]
 // embeddings condition every frame instead, and nothing is left to the memory.
 #include <torch/torch.h>
 
@@ -68,8 +68,8 @@ Interpretation Session::interpret_frames(const InputFrames& input, const Interpr
 
   stage("preprocess");
   result.llm_frames = choose_frames(input, m, result.frame_rule);
-  const bool every = input.prompt_every_frame.value_or(m.video_prompt_frames == "every");
-  result.prompt_frames = every ? "every" : "seen";
+  result.prompt_frames = input.prompt_frames.value_or(m.video_prompt_frames);
+  const bool every = result.prompt_frames == PromptFrames::Every;
   std::vector<Image8> tiles;
   const int tile = m.vision.tile_size;
   for (const int f : result.llm_frames) {

@@ -138,11 +138,14 @@ BundleManifest read_manifest(const fs::path& dir) {
   m.sam.max_obj_ptrs = get<int>(sam, "max_obj_ptrs", at_sam);
   const json& video = table_at(r, "video", where);
   m.video_llm_frames = get<int>(video, "llm_frames", where + " video");
-  m.video_prompt_frames = get_or<std::string>(video, "prompt_frames", "seen", where + " video");
-  if (m.video_prompt_frames != "seen" && m.video_prompt_frames != "every") {
-    throw input_error(where + " video: prompt_frames '" + m.video_prompt_frames +
+  const std::string prompt_frames =
+      get_or<std::string>(video, "prompt_frames", "seen", where + " video");
+  const std::optional<PromptFrames> named = prompt_frames_named(prompt_frames);
+  if (!named) {
+    throw input_error(where + " video: prompt_frames '" + prompt_frames +
                       "', expected seen or every");
   }
+  m.video_prompt_frames = *named;
   for (const auto& [token, id] : m.tokenizer.special_tokens) {
     if (id < 0 || id >= m.language.vocab_size) {
       throw input_error(where + ": special token " + token + " has id " + std::to_string(id) +
@@ -150,6 +153,16 @@ BundleManifest read_manifest(const fs::path& dir) {
     }
   }
   return m;
+}
+
+std::optional<PromptFrames> prompt_frames_named(const std::string& name) {
+  if (name == "seen") return PromptFrames::Seen;
+  if (name == "every") return PromptFrames::Every;
+  return std::nullopt;
+}
+
+std::string to_string(PromptFrames frames) {
+  return frames == PromptFrames::Every ? "every" : "seen";
 }
 
 }  // namespace unibiomed

@@ -188,7 +188,7 @@ nlohmann::json interpretation_to_json(const Interpretation& r, const ResultConte
                      {"slicing", ctx.slicing},
                      {"llm_frames", r.llm_frames},
                      {"frame_rule", r.frame_rule},
-                     {"prompt_frames", r.prompt_frames}};
+                     {"prompt_frames", to_string(r.prompt_frames)}};
   }
   if (!ctx.display.empty()) j["display"] = ctx.display;
   j["model"] = {{"name", ctx.model_name},

@@ -91,10 +91,11 @@ FrameSequence make_frame_sequence(const Volume& volume, const InterpretCommand& 
     return frame_rgb8(*volume, static_cast<std::size_t>(z));
   };
   set_frame_rule(frames, command.llm_frames);
-  if (command.prompt_frames == "every" || command.prompt_frames == "seen") {
-    frames.prompt_every_frame = command.prompt_frames == "every";
-  } else if (!command.prompt_frames.empty()) {
-    throw usage_error("--prompt-frames '" + command.prompt_frames + "': expected seen or every");
+  if (!command.prompt_frames.empty()) {
+    frames.prompt_frames = prompt_frames_named(command.prompt_frames);
+    if (!frames.prompt_frames) {
+      throw usage_error("--prompt-frames '" + command.prompt_frames + "': expected seen or every");
+    }
   }
 
   if (!cine) {

@@ -78,7 +78,8 @@ class Sampler:
         # rendered from the scan itself (the lesion inserted into the real scan). 1: any
         # rendering, as the shipped model was trained.
         self.synthetic_lesions = 1.0
-        # The share of lesions drawn bright (hyperintense, hyperdense); held-out draws keep 0.5.
+        # The share of lesions drawn bright (hyperintense, hyperdense) when a draw does not say
+        # (image_case's bright_rate); held-out draws keep 0.5.
         self.bright_lesions = 0.5
 
     # -- rendering -------------------------------------------------------------------------
@@ -130,7 +131,8 @@ class Sampler:
             return np.clip((pics - lo) / (hi - lo) * 255.0, 0, 255)
         return np.clip(pics, 0, 255)
 
-    def _lesion(self, subject: Subject, k: int) -> Optional[synth.Lesion]:
+    def _lesion(self, subject: Subject, k: int,
+                bright_rate: Optional[float] = None) -> Optional[synth.Lesion]:
         space = subject.lesion_space[:, :, k]
         where = np.argwhere(space)
         if len(where) == 0:
@@ -138,7 +140,8 @@ class Sampler:
         i, j = where[int(self.rng.integers(len(where)))]
         kc = int(np.clip(k + self.rng.integers(-2, 3), 0, subject.image.shape[2] - 1))
         return synth.make_lesion(self.rng, (int(i), int(j), kc), subject.spacing,
-                                 subject.lesion_space, self.bright_lesions)
+                                 subject.lesion_space,
+                                 self.bright_lesions if bright_rate is None else bright_rate)
 
     def _structure(self, subject: Subject, name: str, ks: Sequence[int]) -> np.ndarray:
         k0, k1 = min(ks), max(ks) + 1
@@ -187,10 +190,12 @@ class Sampler:
 
     def image_case(self, subject: Optional[Subject] = None, k: Optional[int] = None,
                    lesion_rate: float = 0.6, mode: Optional[str] = None,
-                   seg_turns: int = 2, text_turns: int = 1) -> Case:
+                   seg_turns: int = 2, text_turns: int = 1,
+                   bright_rate: Optional[float] = None) -> Case:
         """One slice with ``seg_turns`` segmentation turns (distinct targets, so that one step
         contrasts several targets on the same picture) and one report, diagnose or VQA turn (or
-        ``text_turns`` of them, up to 3, the report always among them)."""
+        ``text_turns`` of them, up to 3, the report always among them). A lesion, if drawn, is
+        bright with ``bright_rate`` (the sampler's ``bright_lesions`` unless given)."""
         rng = self.rng
         if subject is None or k is None:
             subject, k = self.pick()
@@ -198,7 +203,7 @@ class Sampler:
         lesion, facts = None, None
         if rng.random() < lesion_rate:
             for _ in range(5):
-                lesion = self._lesion(subject, k)
+                lesion = self._lesion(subject, k, bright_rate)
                 facts = self._lesion_facts(subject, lesion, k) if lesion else None
                 if facts:
                     break

@@ -287,14 +287,9 @@ class Trainer:
         token labels of ``vision_pictures`` slices, the lesion-touching term weighed by
         ``vision_lesion_touch``, a share ``vision_dark_lesions`` of the lesions dark."""
         t0 = time.perf_counter()
-        bright, self.sampler.bright_lesions = self.sampler.bright_lesions, \
-            1.0 - self.opts.vision_dark_lesions
-        try:
-            cases = [self.sampler.image_case(seg_turns=0,
-                                             lesion_rate=self.opts.vision_lesion_rate)
-                     for _ in range(self.opts.vision_pictures)]
-        finally:
-            self.sampler.bright_lesions = bright
+        cases = [self.sampler.image_case(seg_turns=0, lesion_rate=self.opts.vision_lesion_rate,
+                                         bright_rate=1.0 - self.opts.vision_dark_lesions)
+                 for _ in range(self.opts.vision_pictures)]
         tiles = torch.cat([vision_tiles(PRE.grey_to_rgb(c.pictures[0]), self.s) for c in cases])
         if tiles.shape[0] != len(cases):
             raise ValueError(f"vision phase: {tiles.shape[0]} tiles for {len(cases)} slices "

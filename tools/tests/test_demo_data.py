@@ -229,20 +229,24 @@ class DemoData(unittest.TestCase):
         self.assertIn("synth", modes["normal"])  # slices without a lesion keep every rendering
 
     def test_share_of_bright_lesions(self) -> None:
-        """Held-out draws are half bright; the vision phase may draw more dark ones."""
+        """Held-out draws are half bright; the vision phase may draw more dark ones, for one draw
+        (image_case's bright_rate) or as the sampler's default (bright_lesions)."""
         counts = {}
-        for rate in (0.5, 0.0, 1.0):
+        for rate, default in ((None, 0.5), (0.0, 0.5), (1.0, 0.5), (None, 0.0)):
             sampler = Sampler([self.ch2], P.ChatSettings(), False, 23)
             sampler.synthetic_lesions = 0.0
-            sampler.bright_lesions = rate
+            sampler.bright_lesions = default
             lesions = [c.facts["lesion"] for c in
-                       (sampler.image_case(seg_turns=0, lesion_rate=1.0) for _ in range(30))
+                       (sampler.image_case(seg_turns=0, lesion_rate=1.0, bright_rate=rate)
+                        for _ in range(30))
                        if c.facts["lesion"]]
             self.assertGreater(len(lesions), 15)
-            counts[rate] = sum(bool(les["bright"]) for les in lesions) / len(lesions)
-        self.assertEqual(counts[0.0], 0.0)
-        self.assertEqual(counts[1.0], 1.0)
-        self.assertTrue(0.2 < counts[0.5] < 0.8)
+            self.assertEqual(sampler.bright_lesions, default)  # a draw's rate is not kept
+            counts[rate, default] = sum(bool(les["bright"]) for les in lesions) / len(lesions)
+        self.assertEqual(counts[0.0, 0.5], 0.0)
+        self.assertEqual(counts[1.0, 0.5], 1.0)
+        self.assertEqual(counts[None, 0.0], 0.0)
+        self.assertTrue(0.2 < counts[None, 0.5] < 0.8)
 
     def test_lesions_stand_out_from_the_parenchyma(self) -> None:
         """A hyperintense lesion is brighter than the tissue around it, a hypointense one darker,

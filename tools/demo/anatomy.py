@@ -168,7 +168,11 @@ def ch2_subject(data_dir: str) -> Subject:
     tissues[structures["cerebellum"] & (t1 >= 60)] = T["cerebellum"]
     tissues[structures["hippocampus"] & (t1 >= 60)] = T["hippocampus"]
     tissues[ventricles] = T["ventricles"]
-    lesion_space = ndimage.binary_erosion(brain & ~ventricles, iterations=4) & (regions > 0)
+    # Lesions sit in the parenchyma: not in CSF (sulci, cisterns, fourth ventricle), where a
+    # hypointense blob is CSF replacing CSF and a report naming a lobe would be false.
+    parenchyma = ndimage.binary_opening(brain & ~ventricles & (t1 >= 60), iterations=1)
+    lesion_space = ndimage.binary_erosion(brain & ~ventricles, iterations=4) & (regions > 0) \
+        & parenchyma
     return Subject("ch2", "MR", t1, (1.0, 1.0, 1.0), structures, tissues, regions, lesion_space)
 
 
@@ -208,7 +212,9 @@ def ct_subject(data_dir: str) -> Subject:
     tissues[brain] = T["cortex"]
     tissues[brain & (ct < 15)] = T["csf"]
     structures = {"head": head, "skull": skull, "brain": brain}
-    lesion_space = ndimage.binary_erosion(brain, iterations=5)
+    # in the parenchyma, as on the MR: not in CSF (below 15 HU)
+    lesion_space = ndimage.binary_erosion(brain, iterations=5) & \
+        ndimage.binary_opening(brain & (ct >= 15), iterations=1)
     regions = np.where(brain, 1, 0).astype(np.uint8)  # side only: no atlas on this scan
     return Subject("invesalius-ct", "CT", ct, spacing, structures, tissues, regions, lesion_space)
 

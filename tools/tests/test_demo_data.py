@@ -271,6 +271,27 @@ class DemoData(unittest.TestCase):
         self.assertGreater(seen, 15)
         self.assertGreaterEqual(visible / seen, 0.85)
 
+    def test_lesions_lie_in_the_parenchyma(self) -> None:
+        """No lesion voxel in CSF (sulci, cisterns, fourth ventricle; CT below 15 HU): a
+        hypointense blob there is CSF replacing CSF, and its report would name a lobe falsely."""
+        csf = {"ch2": self.ch2.structures["brain"] & (self.ch2.image < 60),
+               "invesalius-ct": self.ct.structures["brain"] & (self.ct.image < 15)}
+        sampler = Sampler([self.ch2, self.ct], P.ChatSettings(), False, 5)
+        drawn = 0
+        for subject in (self.ch2, self.ct):
+            self.assertFalse((subject.lesion_space & csf[subject.name]).any(), subject.name)
+            self.assertGreater(subject.lesion_space.sum(), 0.3 * subject.structures["brain"].sum()
+                               if subject.modality == "MR" else 1000)
+            for k in sampler.slices[subject.name][::12]:
+                lesion = sampler._lesion(subject, k)
+                if lesion is None:
+                    continue
+                inside = synth.lesion_volume_mask(subject.image.shape, lesion)
+                drawn += 1
+                self.assertGreater(inside.sum(), 0)
+                self.assertFalse((inside & csf[subject.name]).any(), f"{subject.name} z{k}")
+        self.assertGreater(drawn, 10)
+
     def test_parenchyma_levels_and_mr_lesion_contrast(self) -> None:
         lo, hi = synth.parenchyma_levels(np.arange(101, dtype=np.float32))
         self.assertAlmostEqual(lo, 10.0)

@@ -12,6 +12,9 @@
     tools/make_demo_model.py reading --work DIR [--cases 10]
         How the checkpoint reads held-out lesions' sides: where the lesion-attention head looks
         from the side word, the teacher-forced side word, the side in the lesion's token.
+    tools/make_demo_model.py detection [-m models/default] [--minutes 8] [--reinit]
+        How fast the bundle's vision encoder alone learns to find the synthetic lesions
+        (demo/vision_probe.py): held-out hit rates by kind as it trains on a pool of slices.
     tools/make_demo_model.py evaluate [-m models/default] [--json FILE] [--card]
         Held-out figures of a bundle (slices never trained on, an unseen subject, synthetic
         lesions), computed through the reference pipeline on the exported TorchScript files;
@@ -41,6 +44,7 @@ sys.path.insert(0, TOOLS)
 from demo import anatomy, texts  # noqa: E402
 from demo.samples import Sampler  # noqa: E402
 from demo.train import Trainer, TrainOptions  # noqa: E402
+from demo.train_options import add_train_arguments  # noqa: E402
 from demo.train_probes import location_probe, mask_probe  # noqa: E402
 from unibiomed_ref import bundle as B  # noqa: E402
 from unibiomed_ref import prompt as P  # noqa: E402
@@ -449,6 +453,32 @@ def cmd_reading(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detection(args: argparse.Namespace) -> int:
+    from demo import vision_probe
+
+    torch.set_num_threads(args.threads)
+    ck = bundle_checkpoint(args.model)
+    model = UniBiomedModel(ModelConfig.from_dict(ck["config"]))
+    model.load_state_dict(ck["model"])
+    tokenizer = load_tokenizer("sentencepiece", os.path.join(args.model, "tokenizer.model"),
+                               list(P.ADDED_TOKENS))
+    settings = demo_settings(model.config, tokenizer.token_to_id("</s>"))
+    encoder = model.export_parts()["vision_encoder"]
+    if args.reinit:
+        fresh = build_model(model.config, SEED + 1).export_parts()["vision_encoder"]
+        vision_probe.reinitialise(encoder, fresh, position_std=0.02)
+    subs = subjects()
+    train, held = Sampler(subs, CHAT, False, SEED + 11), Sampler(subs, CHAT, True, SEED + 99)
+    train.synthetic_lesions = held.synthetic_lesions = args.synthetic_lesions
+    rows = vision_probe.run(encoder, settings, train, held, args.minutes, args.pool, args.held,
+                            args.lr, log=lambda m: print(m, flush=True))
+    if args.json:
+        with open(args.json + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from demo import evaluate, model_card
 
@@ -506,58 +536,7 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("train", help="train the demo model into --work")
-    p.add_argument("--work", required=True)
-    p.add_argument("--minutes", type=float, default=75.0,
-                   help="the whole budget, the mask-decoder phase included")
-    p.add_argument("--sam-minutes", type=float, default=15.0,
-                   help="first phase: the mask decoder alone on the target codes")
-    p.add_argument("--vision-minutes", type=float, default=0.0,
-                   help="then the vision encoder alone on the token labels (lesion-heavy)")
-    p.add_argument("--vision-lr", type=float, default=0.0,
-                   help="peak learning rate of the vision phase (0: --lr)")
-    p.add_argument("--vision-lesion-rate", type=float, default=0.7,
-                   help="share of the vision phase's slices with a lesion")
-    p.add_argument("--vision-dark-lesions", type=float, default=0.5,
-                   help="share of the vision phase's lesions drawn dark (hypo-)")
-    p.add_argument("--language-minutes", type=float, default=0.0,
-                   help="then the vision encoder and language model alone on the text answers")
-    p.add_argument("--language-lesion-rate", type=float, default=0.8,
-                   help="share of the vision-language and reading phases' slices with a lesion")
-    p.add_argument("--reading-minutes", type=float, default=0.0,
-                   help="then the language model alone on frozen image tokens (text answers)")
-    p.add_argument("--reading-pool", type=int, default=0,
-                   help="slices of the reading phase, drawn once (0: fresh ones every step)")
-    p.add_argument("--track-minutes", type=float, default=0.0,
-                   help="then SAM2's memory path alone on longer stacks")
-    p.add_argument("--lesion-touch", type=float, default=0.0,
-                   help="weight of the token labels' lesion-touching term (0: off)")
-    p.add_argument("--lesion-location", type=float, default=0.0,
-                   help="weight of the token labels' lesion-location term (0: off)")
-    p.add_argument("--lesion-patches", type=float, default=0.0,
-                   help="weight of the vision phase's lesion-patch term (0: off)")
-    p.add_argument("--lesion-attention", type=float, default=0.0,
-                   help="weight of the lesion-attention term: a language-model head looks at "
-                        "the lesion's image tokens from the answers about it (0: off)")
-    p.add_argument("--token-position", type=float, default=0.0,
-                   help="weight of the token-position term: each image token tells its column "
-                        "and row (0: off)")
-    p.add_argument("--synthetic-lesions", type=float, default=1.0,
-                   help="share of lesion slices that may show a synthetic contrast (the others "
-                        "show the scan's own rendering)")
-    p.add_argument("--text-turns", type=int, default=1, choices=(1, 2, 3),
-                   help="report, diagnose and VQA turns per slice of the vision-language and "
-                        "reading phases")
-    p.add_argument("--fact-weight", type=float, default=1.0,
-                   help="cross-entropy weight of the answer tokens that carry a report's facts")
-    p.add_argument("--absent-codes", type=int, default=0,
-                   help="codes of absent structures decoded per picture (0: off)")
-    p.add_argument("--fold-layer-scale", action="store_true",
-                   help="fold the vision layers' layer scales into their projections (ls 1)")
-    p.add_argument("--max-steps", type=int, default=100000)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--lr", type=float, default=6e-4)
-    p.add_argument("--init", help="start from this checkpoint.pt or exported bundle folder "
-                   "(and its tokenizer)")
+    add_train_arguments(p)
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("export", help="export --work's checkpoint as a bundle")
     p.add_argument("--work", required=True)
@@ -581,6 +560,18 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=10, help="held-out lesion reports")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(fn=cmd_reading)
+    p = sub.add_parser("detection", help="how fast the vision encoder learns to find lesions")
+    p.add_argument("-m", "--model", default=os.path.join(ROOT, "models", "default"))
+    p.add_argument("--minutes", type=float, default=8.0)
+    p.add_argument("--pool", type=int, default=1200, help="training slices, drawn once")
+    p.add_argument("--held", type=int, default=240, help="held-out lesion slices")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--reinit", action="store_true", help="start from a fresh vision encoder")
+    p.add_argument("--synthetic-lesions", type=float, default=0.0,
+                   help="share of lesion slices that may show a synthetic contrast")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the evaluations here")
+    p.set_defaults(fn=cmd_detection)
     p = sub.add_parser("benchmark", help="the project's benchmark datasets for unibiomed eval")
     p.add_argument("-o", "--out", default=os.path.join(ROOT, "benchmarks", "data"))
     p.set_defaults(fn=cmd_benchmark)

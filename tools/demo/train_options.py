@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 
@@ -134,3 +135,59 @@ class TrainOptions:
     # the small targets (ventricles, lobes) settled on empty masks: their pixels are a few per
     # cent of the picture and the sigmoid saturates, so Dice's gradient vanishes.
     balanced_bce: bool = True
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The command-line options of ``make_demo_model.py train`` (most set a field above)."""
+    p.add_argument("--work", required=True)
+    p.add_argument("--minutes", type=float, default=75.0,
+                   help="the whole budget, the mask-decoder phase included")
+    p.add_argument("--sam-minutes", type=float, default=15.0,
+                   help="first phase: the mask decoder alone on the target codes")
+    p.add_argument("--vision-minutes", type=float, default=0.0,
+                   help="then the vision encoder alone on the token labels (lesion-heavy)")
+    p.add_argument("--vision-lr", type=float, default=0.0,
+                   help="peak learning rate of the vision phase (0: --lr)")
+    p.add_argument("--vision-lesion-rate", type=float, default=0.7,
+                   help="share of the vision phase's slices with a lesion")
+    p.add_argument("--vision-dark-lesions", type=float, default=0.5,
+                   help="share of the vision phase's lesions drawn dark (hypo-)")
+    p.add_argument("--language-minutes", type=float, default=0.0,
+                   help="then the vision encoder and language model alone on the text answers")
+    p.add_argument("--language-lesion-rate", type=float, default=0.8,
+                   help="share of the vision-language and reading phases' slices with a lesion")
+    p.add_argument("--reading-minutes", type=float, default=0.0,
+                   help="then the language model alone on frozen image tokens (text answers)")
+    p.add_argument("--reading-pool", type=int, default=0,
+                   help="slices of the reading phase, drawn once (0: fresh ones every step)")
+    p.add_argument("--track-minutes", type=float, default=0.0,
+                   help="then SAM2's memory path alone on longer stacks")
+    p.add_argument("--lesion-touch", type=float, default=0.0,
+                   help="weight of the token labels' lesion-touching term (0: off)")
+    p.add_argument("--lesion-location", type=float, default=0.0,
+                   help="weight of the token labels' lesion-location term (0: off)")
+    p.add_argument("--lesion-patches", type=float, default=0.0,
+                   help="weight of the vision phase's lesion-patch term (0: off)")
+    p.add_argument("--lesion-attention", type=float, default=0.0,
+                   help="weight of the lesion-attention term: a language-model head looks at "
+                        "the lesion's image tokens from the answers about it (0: off)")
+    p.add_argument("--token-position", type=float, default=0.0,
+                   help="weight of the token-position term: each image token tells its column "
+                        "and row (0: off)")
+    p.add_argument("--synthetic-lesions", type=float, default=1.0,
+                   help="share of lesion slices that may show a synthetic contrast (the others "
+                        "show the scan's own rendering)")
+    p.add_argument("--text-turns", type=int, default=1, choices=(1, 2, 3),
+                   help="report, diagnose and VQA turns per slice of the vision-language and "
+                        "reading phases")
+    p.add_argument("--fact-weight", type=float, default=1.0,
+                   help="cross-entropy weight of the answer tokens that carry a report's facts")
+    p.add_argument("--absent-codes", type=int, default=0,
+                   help="codes of absent structures decoded per picture (0: off)")
+    p.add_argument("--fold-layer-scale", action="store_true",
+                   help="fold the vision layers' layer scales into their projections (ls 1)")
+    p.add_argument("--max-steps", type=int, default=100000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--init", help="start from this checkpoint.pt or exported bundle folder "
+                   "(and its tokenizer)")

@@ -24,7 +24,7 @@ from demo.lesion_attention import attention_loss, forward_with_head
 from demo.samples import Case, Sampler
 from demo.token_labels import LOCATIONS, cell_shares, location_index, token_positions
 from demo.train_options import TrainOptions
-from demo.vision_terms import patches_and_tokens
+from demo.vision_terms import lesion_patch_loss, patches_and_tokens
 from unibiomed_ref import prompt as P
 from unibiomed_ref.model import UniBiomedModel, model_parts
 from unibiomed_ref.pipeline import PRE, embed_prompt, sam_image_input, vision_tiles
@@ -301,11 +301,12 @@ class Trainer:
         touch = torch.stack([b for _, b in losses]).mean()
         stats = {"tokens": loss, "touch": touch}
         if self.opts.lesion_patches > 0:
-            scored = [(self.patch_head(patches[i])[:, 0], cell_shares(c.labels["lesion"][0], side))
-                      for i, c in enumerate(cases) if "lesion" in c.labels]
-            if scored:
-                stats["patches"] = torch.stack([-(share / share.sum() * F.log_softmax(s, 0)).sum()
-                                                for s, share in scored]).mean()
+            rows = [i for i, c in enumerate(cases) if "lesion" in c.labels]
+            if rows:
+                shares = torch.stack([cell_shares(cases[i].labels["lesion"][0], side)
+                                      for i in rows])
+                stats["patches"] = lesion_patch_loss(self.patch_head(patches[rows])[..., 0],
+                                                     shares)
                 loss = loss + self.opts.lesion_patches * stats["patches"]
         return self._apply(loss, lr, t0, stats)
 

@@ -15,11 +15,10 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from demo.samples import Sampler
 from demo.token_labels import cell_shares
-from demo.vision_terms import fold_layer_scale
+from demo.vision_terms import fold_layer_scale, lesion_patch_loss, patch_features
 from unibiomed_ref.pipeline import PRE, vision_tiles
 from unibiomed_ref.settings import InferenceSettings
 from unibiomed_ref.vision import VisionEncoder
@@ -63,16 +62,6 @@ def flip_rows(tiles: torch.Tensor, shares: torch.Tensor, which: torch.Tensor, si
     return tiles, grid.reshape(shares.shape)
 
 
-def patch_loss(scores: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the softmax over each lesion slice's patch scores [n, P] against the
-    lesion's share of each patch, normalised (slices without a lesion are left out)."""
-    lesion = shares.sum(1) > 0
-    if not lesion.any():
-        return scores.sum() * 0
-    target = shares[lesion] / shares[lesion].sum(1, keepdim=True)
-    return -(target * F.log_softmax(scores[lesion], 1)).sum(1).mean()
-
-
 def hit_rates(scores: torch.Tensor, shares: torch.Tensor, kinds: Sequence[str]
               ) -> Dict[str, float]:
     """Share of lesion slices whose top-scoring patch touches the lesion: 'all' and by kind."""
@@ -105,13 +94,13 @@ class DetectionProbe:
 
     def scores(self, tiles: torch.Tensor) -> torch.Tensor:
         """Patch scores [n, side*side] (CLS dropped, row-major)."""
-        return self.head(self.encoder.vision_model(tiles)[:, 1:, :])[..., 0]
+        return self.head(patch_features(self.encoder, tiles))[..., 0]
 
     def step(self, pool: Pool, batch: int, warmup: int = 50) -> float:
         pick = torch.from_numpy(self.rng.choice(len(pool.kinds), batch, replace=False))
         flip = torch.from_numpy(self.rng.random(batch) < 0.5)
         tiles, shares = flip_rows(pool.tiles[pick], pool.shares[pick], flip, self.side)
-        loss = patch_loss(self.scores(tiles), shares)
+        loss = lesion_patch_loss(self.scores(tiles), shares)
         for group in self.opt.param_groups:
             group["lr"] = self.lr * min(1.0, (self.steps + 1) / warmup)
         self.opt.zero_grad()
@@ -144,8 +133,8 @@ def run(encoder: VisionEncoder, settings: InferenceSettings, train: Sampler, hel
         minutes: float, pool_size: int, held_size: int, lr: float, batch: int = 16,
         every_minutes: float = 2.0, seed: int = 0,
         log: Callable[[str], None] = print) -> List[Dict[str, object]]:
-    """Pools drawn from ``train`` (85% with a lesion) and ``held`` (all with one), then the
-    probe trained for ``minutes``, evaluated at the start, every ``every_minutes`` and at the
+    """The encoder's layer scales folded (``fold_layer_scale``), pools drawn from ``train`` (85%
+    with a lesion) and ``held`` (all with one), then the probe trained for ``minutes``, evaluated at the start, every ``every_minutes`` and at the
     end. Returns the evaluations: minutes, steps, 'held' and 'train' hit rates."""
     fold_layer_scale(encoder)
     side = encoder.vision_model.embeddings.grid

@@ -14,6 +14,7 @@ TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOOLS)
 
 from demo import vision_probe as V  # noqa: E402
+from demo.vision_terms import lesion_patch_loss  # noqa: E402
 from unibiomed_ref.config import tiny_config  # noqa: E402
 from unibiomed_ref.model import build_model  # noqa: E402
 
@@ -38,8 +39,8 @@ class ProbeArithmetic(unittest.TestCase):
         shares = torch.tensor([[0.3, 0.1, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
         logp = torch.log_softmax(scores[0], 0)
         want = -(0.75 * logp[0] + 0.25 * logp[1])
-        self.assertAlmostEqual(float(V.patch_loss(scores, shares)), float(want), places=6)
-        self.assertEqual(float(V.patch_loss(scores[1:], shares[1:])), 0.0)
+        self.assertAlmostEqual(float(lesion_patch_loss(scores, shares)), float(want), places=6)
+        self.assertEqual(float(lesion_patch_loss(scores[1:], shares[1:])), 0.0)
 
     def test_hit_rates_by_kind(self) -> None:
         scores = torch.tensor([[0.0, 9.0], [9.0, 0.0], [9.0, 0.0], [0.0, 9.0]])
@@ -73,11 +74,11 @@ class ProbeTraining(unittest.TestCase):
             kinds.append("ch2 bright")
         pool = V.Pool(tiles, shares, kinds)
         with torch.no_grad():
-            before = float(V.patch_loss(probe.scores(tiles), shares))
+            before = float(lesion_patch_loss(probe.scores(tiles), shares))
         for _ in range(40):
             probe.step(pool, batch=8, warmup=5)
         with torch.no_grad():
-            after = float(V.patch_loss(probe.scores(tiles), shares))
+            after = float(lesion_patch_loss(probe.scores(tiles), shares))
         self.assertLess(after, 0.5 * before)
         self.assertEqual(probe.steps, 40)
         self.assertGreaterEqual(probe.evaluate(pool, 8)["all"], 0.75)
